@@ -1,0 +1,1 @@
+"""BERT text-classifier service: one app, packaged five ways."""

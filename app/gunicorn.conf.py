@@ -1,0 +1,30 @@
+"""gunicorn settings for the classifier; every value can be overridden from the environment."""
+
+import os
+import tempfile
+
+bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
+# One process per model copy: a CPU model is compute-bound, so few workers, a few threads each.
+workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
+worker_class = "gthread"
+threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+# Load the weights once in the master; workers fork with them already in memory.
+preload_app = True
+timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
+# On SIGTERM, in-flight requests get this long to finish before workers are killed.
+graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
+accesslog = "-"
+errorlog = "-"
+loglevel = os.environ.get("LOG_LEVEL", "info")
+# Heartbeat files and upload spooling need a writable dir; /dev/shm is one even on a read-only root.
+if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+    worker_tmp_dir = "/dev/shm"
+    if not os.access(tempfile.gettempdir(), os.W_OK):
+        os.environ["TMPDIR"] = "/dev/shm"
+        tempfile.tempdir = "/dev/shm"
+
+
+def post_worker_init(worker):
+    # Warm up in each worker (not the master: OpenMP pools do not survive fork),
+    # so the first real request is not the slow one.
+    worker.wsgi.extensions["model"].predict(["warm up"])

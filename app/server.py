@@ -1,0 +1,121 @@
+"""Flask app factory: the HTTP API around one Classifier.
+
+Every error, including 404/405/413 raised by Flask itself and crashes inside
+the model, is answered as JSON: {"error": "...", "status": N}.
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+from typing import Any, Protocol
+
+from flask import Flask, jsonify, request
+from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
+
+from app.settings import Settings
+
+log = logging.getLogger("app")
+
+
+class Model(Protocol):
+    name: str
+    device: str
+
+    def describe(self) -> dict: ...
+    def predict(self, texts: list[str]) -> list[Any]: ...
+
+
+def create_app(model: Model | None = None, settings: Settings | None = None) -> Flask:
+    """Build the app. With model=None it serves liveness but is not ready (503)."""
+    settings = settings or Settings.from_env()
+    app = Flask(__name__)
+    app.config["MAX_CONTENT_LENGTH"] = settings.max_body_bytes
+    app.json.sort_keys = False  # keep "predictions" first, as documented
+    app.extensions["model"] = model
+
+    def current_model() -> Model:
+        found = app.extensions["model"]
+        if found is None:
+            raise HTTPException(response=_error(503, "model is not loaded yet"))
+        return found
+
+    def classify(texts: list[str]) -> Any:
+        if len(texts) > settings.max_texts:
+            raise RequestEntityTooLarge(f"at most {settings.max_texts} texts per request, got {len(texts)}")
+        model = current_model()
+        started = time.perf_counter()
+        preds = model.predict(texts)
+        return jsonify(
+            predictions=[{"label": p.label, "score": p.score} for p in preds],
+            model=model.name,
+            device=model.device,
+            elapsed_ms=round((time.perf_counter() - started) * 1000, 3),
+        )
+
+    @app.get("/healthz")
+    @app.get("/health")
+    def healthz() -> Any:
+        return jsonify(status="ok")
+
+    @app.get("/readyz")
+    def readyz() -> Any:
+        return jsonify(status="ready", **current_model().describe())
+
+    @app.post("/classify")
+    def classify_json() -> Any:
+        body = request.get_json(silent=True)
+        if not isinstance(body, dict):
+            raise BadRequest('body must be a JSON object: {"text": "..."} or {"texts": ["...", ...]}')
+        return classify(_texts_from_body(body))
+
+    @app.post("/classify-file")
+    def classify_file() -> Any:
+        upload = request.files.get("file")
+        if upload is None:
+            raise BadRequest("send the text file as multipart form field 'file' (curl -F file=@path)")
+        try:
+            content = upload.read().decode("utf-8")
+        except UnicodeDecodeError:
+            raise BadRequest("the uploaded file is not valid UTF-8 text") from None
+        lines = [line.strip() for line in content.splitlines() if line.strip()]
+        if not lines:
+            raise BadRequest("the uploaded file has no text")
+        return classify(lines)
+
+    @app.errorhandler(HTTPException)
+    def http_error(exc: HTTPException) -> Any:
+        if exc.response is not None:  # already a JSON response (see current_model)
+            return exc.response
+        return _error(exc.code or 500, exc.description or exc.name)
+
+    @app.errorhandler(Exception)
+    def crash(exc: Exception) -> Any:
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return _error(500, "internal error while classifying; see the server log")
+
+    return app
+
+
+def _texts_from_body(body: dict) -> list[str]:
+    if ("text" in body) == ("texts" in body):
+        raise BadRequest('give exactly one of "text" (a string) or "texts" (a list of strings)')
+    if "text" in body:
+        items, many = [body["text"]], False
+    else:
+        items, many = body["texts"], True
+        if not isinstance(items, list) or not items:
+            raise BadRequest('"texts" must be a non-empty list of strings')
+    for i, item in enumerate(items):
+        where = f'"texts"[{i}]' if many else '"text"'
+        if not isinstance(item, str):
+            raise BadRequest(f"{where} must be a string, got {type(item).__name__}")
+        if not item.strip():
+            raise BadRequest(f"{where} is empty")
+    return items
+
+
+def _error(status: int, message: str) -> Any:
+    response = jsonify(error=message, status=status)
+    response.status_code = status
+    return response

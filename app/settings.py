@@ -1,0 +1,41 @@
+"""Runtime settings, read once from the environment."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+def _int_env(name: str, default: int) -> int:
+    raw = os.environ.get(name, "").strip()
+    if not raw:
+        return default
+    try:
+        value = int(raw)
+    except ValueError:
+        raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
+    if value < 1:
+        raise SystemExit(f"{name} must be at least 1, got {value}")
+    return value
+
+
+@dataclass(frozen=True)
+class Settings:
+    model_dir: str = "model"  # a folder, or a hub model id where a hub is reachable
+    device: str = "auto"  # auto | cpu | cuda
+    max_texts: int = 64  # texts per request before 413
+    max_body_bytes: int = 1 << 20  # request body before 413
+    batch_size: int = 32  # texts per forward pass
+
+    @classmethod
+    def from_env(cls) -> Settings:
+        device = os.environ.get("DEVICE", cls.device).strip().lower() or cls.device
+        if device not in {"auto", "cpu", "cuda"}:
+            raise SystemExit(f"DEVICE must be auto, cpu or cuda, got {device!r}")
+        return cls(
+            model_dir=os.environ.get("MODEL_DIR", cls.model_dir),
+            device=device,
+            max_texts=_int_env("MAX_TEXTS", cls.max_texts),
+            max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
+            batch_size=_int_env("BATCH_SIZE", cls.batch_size),
+        )

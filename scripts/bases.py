@@ -1,0 +1,178 @@
+"""Base images for the Dockerfiles: the official ones, or local Debian 12 stand-ins.
+
+    python -m scripts.bases            # BASES=auto|official|local (default auto)
+
+Every Dockerfile takes its bases as build args. With BASES=auto each official
+image is used if it is present or can be pulled; otherwise a stand-in is built
+from Debian 12 packages with mmdebstrap and `docker import`ed. Stand-ins carry
+the same Debian release and Python minor version as the official images, the
+same entry points, and (distroless) the same non-root uid 65532 and no shell.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+from dataclasses import dataclass, field
+
+from scripts.engine import EngineError, apt_install, docker, ensure_engine
+
+MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
+SUITE = "bookworm"  # Debian 12, the release every official base here is built on
+
+# What the docs and man pages of Debian's slim images leave out; applied to slim stand-ins.
+SLIM_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
+                 "/usr/share/lintian/*", "/usr/share/linda/*")
+# buildpack-deps:bookworm's package list (what python:3.11 is built on), plus Debian's Python 3.11.
+FULL_PACKAGES = (
+    "ca-certificates curl gnupg netbase sq wget git mercurial openssh-client subversion procps "
+    "autoconf automake bzip2 default-libmysqlclient-dev dpkg-dev file g++ gcc imagemagick libbz2-dev "
+    "libc6-dev libcurl4-openssl-dev libdb-dev libevent-dev libffi-dev libgdbm-dev libglib2.0-dev "
+    "libgmp-dev libjpeg-dev libkrb5-dev liblzma-dev libmagickcore-dev libmagickwand-dev libmaxminddb-dev "
+    "libncurses5-dev libncursesw5-dev libpng-dev libpq-dev libreadline-dev libsqlite3-dev libssl-dev "
+    "libtool libwebp-dev libxml2-dev libxslt-dev libyaml-dev make patch unzip xz-utils zlib1g-dev "
+    "libbluetooth-dev tk-dev uuid-dev "
+    "python3.11 python3.11-dev python3-pip python3-venv python-is-python3"
+).split()
+SLIM_PACKAGES = "ca-certificates netbase tzdata python3.11 python3-pip python3-venv python-is-python3".split()
+DISTROLESS_PACKAGES = ("python3.11-minimal libpython3.11-stdlib libstdc++6 libgcc-s1 libgomp1 "
+                       "ca-certificates tzdata netbase").split()
+PY_ENV = ["ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"]
+
+# Hooks run on the host with the new root as $1.
+PIP_LIKE_OFFICIAL = (  # official images let pip install into the system Python (no PEP 668 marker)
+    'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED; ln -sf /usr/bin/pip3 "$1"/usr/local/bin/pip; '
+    'ln -sf /usr/bin/python3 "$1"/usr/local/bin/python'
+)
+DISTROLESS_HOOK = r"""set -e
+r="$1"
+mkdir -p "$r/var/lib/dpkg/status.d"
+for deb in "$r"/var/cache/apt/archives/*.deb; do
+  dpkg-deb -f "$deb" Package Version Architecture > "$r/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"
+done
+cat "$r"/usr/share/ca-certificates/*/*.crt > "$r/etc/ssl/certs/ca-certificates.crt"
+rm -rf "$r"/bin "$r"/sbin "$r"/usr/sbin "$r"/usr/share/doc "$r"/usr/share/man "$r"/usr/share/info \
+  "$r"/usr/share/locale "$r"/usr/share/lintian "$r"/usr/share/perl5 "$r"/usr/share/debconf \
+  "$r"/usr/lib/x86_64-linux-gnu/perl-base "$r"/usr/lib/dpkg "$r"/etc/dpkg "$r"/var/lib/dpkg/info "$r"/usr/libexec
+find "$r/usr/bin" -mindepth 1 ! -name python3.11 -exec rm -rf {} +
+ln -s python3.11 "$r/usr/bin/python3"
+printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$r/etc/passwd"
+printf 'root:x:0:\nnonroot:x:65532:\n' > "$r/etc/group"
+mkdir -p "$r/home/nonroot" "$r/tmp" && chown 65532:65532 "$r/home/nonroot" && chmod 1777 "$r/tmp"
+"""
+
+
+@dataclass(frozen=True)
+class Base:
+    arg: str  # build arg name in the Dockerfiles
+    official: str
+    local: str
+    variant: str
+    packages: tuple[str, ...]
+    hooks: tuple[str, ...] = ()
+    excludes: tuple[str, ...] = ()
+    changes: tuple[str, ...] = field(default_factory=tuple)
+
+    def recipe_hash(self) -> str:
+        text = json.dumps([MIRROR, SUITE, self.variant, self.packages, self.hooks, self.excludes, self.changes])
+        return hashlib.sha256(text.encode()).hexdigest()[:12]
+
+
+BASES = (
+    Base("PYTHON_IMAGE", "python:3.11", "local/python:3.11", "apt", tuple(FULL_PACKAGES),
+         hooks=(PIP_LIKE_OFFICIAL,), changes=(*PY_ENV, 'CMD ["python3"]')),
+    Base("PYTHON_SLIM_IMAGE", "python:3.11-slim", "local/python:3.11-slim", "apt", tuple(SLIM_PACKAGES),
+         hooks=(PIP_LIKE_OFFICIAL,), excludes=SLIM_EXCLUDES, changes=(*PY_ENV, 'CMD ["python3"]')),
+    Base("DEBIAN_IMAGE", "debian:12-slim", "local/debian:12-slim", "apt", (),
+         excludes=SLIM_EXCLUDES, changes=('CMD ["bash"]',)),
+    Base("DISTROLESS_IMAGE", "gcr.io/distroless/python3-debian12:nonroot",
+         "local/distroless-python3-debian12:nonroot", "extract", tuple(DISTROLESS_PACKAGES),
+         hooks=(DISTROLESS_HOOK,),
+         changes=("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin", "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+                  "USER 65532:65532", "WORKDIR /home/nonroot", 'ENTRYPOINT ["/usr/bin/python3.11"]')),
+)
+
+
+def log(msg: str) -> None:
+    print(f"[bases] {msg}", file=sys.stderr, flush=True)
+
+
+def _present(ref: str) -> bool:
+    return docker("image", "inspect", ref, check=False).returncode == 0
+
+
+def _label(ref: str, key: str) -> str:
+    out = docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref, check=False)
+    labels = json.loads(out.stdout or "null") or {} if out.returncode == 0 else {}
+    return labels.get(key, "")
+
+
+def try_official(base: Base, pull_timeout: float = 60) -> bool:
+    if _present(base.official):
+        return True
+    try:
+        return docker("pull", "--quiet", base.official, timeout=pull_timeout, check=False).returncode == 0
+    except subprocess.TimeoutExpired:
+        return False
+
+
+def build_local(base: Base) -> str:
+    """Build (or reuse) the stand-in for base; return its tag."""
+    want = base.recipe_hash()
+    if _present(base.local) and _label(base.local, "stand-in.recipe") == want:
+        return base.local
+    if not shutil.which("mmdebstrap"):
+        apt_install("mmdebstrap")
+    log(f"building stand-in {base.local} from Debian {SUITE} packages (mmdebstrap, ~1-3 min) ...")
+    with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
+        tarball = os.path.join(tmp, "rootfs.tar")
+        cmd = ["mmdebstrap", "--quiet", f"--variant={base.variant}", "--mode=root", "--format=tar"]
+        if base.packages:
+            cmd.append("--include=" + ",".join(base.packages))
+        cmd += [f"--dpkgopt=path-exclude={p}" for p in base.excludes]
+        hook_kind = "--extract-hook" if base.variant == "extract" else "--customize-hook"
+        cmd += [f"{hook_kind}={h}" for h in base.hooks]
+        cmd += [SUITE, tarball, MIRROR]
+        proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
+        if proc.returncode != 0:
+            raise EngineError(f"mmdebstrap for {base.local} failed:\n{proc.stderr[-3000:]}")
+        changes = [*base.changes, f"LABEL stand-in.recipe={want} stand-in.for={base.official}"]
+        args = ["import"] + [x for c in changes for x in ("--change", c)] + [tarball, base.local]
+        docker(*args, timeout=600)
+    return base.local
+
+
+def resolve(mode: str | None = None) -> dict[str, str]:
+    """Build-arg name -> image reference, per BASES mode."""
+    mode = (mode or os.environ.get("BASES", "auto")).strip().lower()
+    if mode not in {"auto", "official", "local"}:
+        raise EngineError(f"BASES must be auto, official or local, got {mode!r}")
+    ensure_engine()
+    chosen: dict[str, str] = {}
+    for base in BASES:
+        if mode != "local" and try_official(base):
+            chosen[base.arg] = base.official
+        elif mode == "official":
+            raise EngineError(f"cannot pull {base.official} (BASES=official); use BASES=auto to fall back to stand-ins")
+        else:
+            chosen[base.arg] = build_local(base)
+        log(f"{base.arg}={chosen[base.arg]}")
+    return chosen
+
+
+def main() -> int:
+    try:
+        resolve()
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
