@@ -4,10 +4,14 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass
+from pathlib import Path
 
 import torch
 import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
+from transformers.utils import logging as hf_logging
+
+hf_logging.disable_progress_bar()  # a progress bar per load is noise in service logs
 
 
 @dataclass(frozen=True)
@@ -40,7 +44,8 @@ class Classifier:
         # Longest input the model accepts: the tokenizer's limit may be a huge sentinel.
         self.max_length = min(self.tokenizer.model_max_length, config.max_position_embeddings)
         self.batch_size = batch_size
-        self.name = getattr(config, "name_or_path", "") or str(model_dir)
+        # make_model writes model_name; for other folders or hub ids, use the last path part.
+        self.name = getattr(config, "model_name", None) or Path(str(model_dir).rstrip("/")).name or str(model_dir)
         self.load_seconds = time.perf_counter() - started
 
     def describe(self) -> dict:
@@ -61,7 +66,7 @@ class Classifier:
         results: list[Prediction | None] = [None] * len(texts)
         for start in range(0, len(order), self.batch_size):
             idx = order[start:start + self.batch_size]
-            for i, pred in zip(idx, self._predict_batch([texts[i] for i in idx])):
+            for i, pred in zip(idx, self._predict_batch([texts[i] for i in idx]), strict=True):
                 results[i] = pred
         return results  # type: ignore[return-value]
 
@@ -71,4 +76,4 @@ class Classifier:
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(dim=-1)
         scores, ids = probs.max(dim=-1)
-        return [Prediction(self.labels[i], round(s, 6)) for i, s in zip(ids.tolist(), scores.tolist())]
+        return [Prediction(self.labels[i], round(s, 6)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]

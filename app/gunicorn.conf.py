@@ -1,7 +1,8 @@
 """gunicorn settings for the classifier; every value can be overridden from the environment."""
 
 import os
-import tempfile
+
+from app.settings import ensure_writable_tempdir
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One process per model copy: a CPU model is compute-bound, so few workers, a few threads each.
@@ -13,15 +14,15 @@ preload_app = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
 # On SIGTERM, in-flight requests get this long to finish before workers are killed.
 graceful_timeout = int(os.environ.get("GUNICORN_GRACEFUL_TIMEOUT", "8"))
+# No runtime control socket: it wants a writable $HOME, which non-root, read-only images lack.
+control_socket_disable = True
 accesslog = "-"
 errorlog = "-"
 loglevel = os.environ.get("LOG_LEVEL", "info")
 # Heartbeat files and upload spooling need a writable dir; /dev/shm is one even on a read-only root.
 if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
     worker_tmp_dir = "/dev/shm"
-    if not os.access(tempfile.gettempdir(), os.W_OK):
-        os.environ["TMPDIR"] = "/dev/shm"
-        tempfile.tempdir = "/dev/shm"
+ensure_writable_tempdir()
 
 
 def post_worker_init(worker):

@@ -14,7 +14,7 @@ import sys
 from collections.abc import Iterator
 from pathlib import Path
 
-from app.settings import Settings
+from app.settings import Settings, ensure_writable_tempdir
 
 
 def read_lines(sources: list[str]) -> Iterator[tuple[str, int, str]]:
@@ -48,6 +48,7 @@ def main(argv: list[str] | None = None) -> int:
         print("error: no text to classify (all input lines are empty)", file=sys.stderr)
         return 2
 
+    ensure_writable_tempdir()
     from app.classifier import Classifier  # deferred: argument errors answer without loading torch
 
     settings = Settings.from_env()
@@ -58,7 +59,7 @@ def main(argv: list[str] | None = None) -> int:
               "hint: run `make model` or set MODEL_DIR", file=sys.stderr)
         return 2
     predictions = model.predict([text for _, _, text in rows])
-    for (source, number, text), pred in zip(rows, predictions):
+    for (source, number, text), pred in zip(rows, predictions, strict=True):
         print(json.dumps({"source": source, "line": number, "text": text,
                           "label": pred.label, "score": pred.score}))
     return 0

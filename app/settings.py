@@ -39,3 +39,20 @@ class Settings:
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
         )
+
+
+def ensure_writable_tempdir() -> str:
+    """Point tempfile (and TMPDIR) at /dev/shm when the usual temp dirs are read-only.
+
+    Containers run with a read-only root filesystem have no writable /tmp unless a
+    tmpfs is mounted there; libraries that need scratch files then fail at import.
+    """
+    import tempfile
+
+    try:
+        return tempfile.gettempdir()
+    except FileNotFoundError:
+        if os.path.isdir("/dev/shm") and os.access("/dev/shm", os.W_OK):
+            os.environ["TMPDIR"] = tempfile.tempdir = "/dev/shm"
+            return "/dev/shm"
+        raise

@@ -61,7 +61,8 @@ rm -rf "$r"/bin "$r"/sbin "$r"/usr/sbin "$r"/usr/share/doc "$r"/usr/share/man "$
   "$r"/usr/lib/x86_64-linux-gnu/perl-base "$r"/usr/lib/dpkg "$r"/etc/dpkg "$r"/var/lib/dpkg/info "$r"/usr/libexec
 find "$r/usr/bin" -mindepth 1 ! -name python3.11 -exec rm -rf {} +
 ln -s python3.11 "$r/usr/bin/python3"
-printf 'root:x:0:0:root:/root:/sbin/nologin\nnonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin\n' > "$r/etc/passwd"
+echo 'root:x:0:0:root:/root:/sbin/nologin' > "$r/etc/passwd"
+echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >> "$r/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' > "$r/etc/group"
 mkdir -p "$r/home/nonroot" "$r/tmp" && chown 65532:65532 "$r/home/nonroot" && chmod 1777 "$r/tmp"
 """
@@ -78,8 +79,19 @@ class Base:
     excludes: tuple[str, ...] = ()
     changes: tuple[str, ...] = field(default_factory=tuple)
 
+    def mmdebstrap_args(self) -> list[str]:
+        args = ["--quiet", f"--variant={self.variant}", "--mode=root", "--format=tar"]
+        if self.packages:
+            args.append("--include=" + ",".join(self.packages))
+        args += [f"--dpkgopt=path-exclude={p}" for p in self.excludes]
+        if self.variant != "extract":  # merged /usr without the usrmerge package (and the perl it drags in)
+            args.append("--hook-dir=/usr/share/mmdebstrap/hooks/merged-usr")
+        hook_kind = "--extract-hook" if self.variant == "extract" else "--customize-hook"
+        return args + [f"{hook_kind}={h}" for h in self.hooks]
+
     def recipe_hash(self) -> str:
-        text = json.dumps([MIRROR, SUITE, self.variant, self.packages, self.hooks, self.excludes, self.changes])
+        """Changes whenever the stand-in would come out different, so stale ones are rebuilt."""
+        text = json.dumps([MIRROR, SUITE, self.mmdebstrap_args(), self.changes])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -93,7 +105,8 @@ BASES = (
     Base("DISTROLESS_IMAGE", "gcr.io/distroless/python3-debian12:nonroot",
          "local/distroless-python3-debian12:nonroot", "extract", tuple(DISTROLESS_PACKAGES),
          hooks=(DISTROLESS_HOOK,),
-         changes=("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin", "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+         changes=("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin",
+                  "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
                   "USER 65532:65532", "WORKDIR /home/nonroot", 'ENTRYPOINT ["/usr/bin/python3.11"]')),
 )
 
@@ -131,13 +144,7 @@ def build_local(base: Base) -> str:
     log(f"building stand-in {base.local} from Debian {SUITE} packages (mmdebstrap, ~1-3 min) ...")
     with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
         tarball = os.path.join(tmp, "rootfs.tar")
-        cmd = ["mmdebstrap", "--quiet", f"--variant={base.variant}", "--mode=root", "--format=tar"]
-        if base.packages:
-            cmd.append("--include=" + ",".join(base.packages))
-        cmd += [f"--dpkgopt=path-exclude={p}" for p in base.excludes]
-        hook_kind = "--extract-hook" if base.variant == "extract" else "--customize-hook"
-        cmd += [f"{hook_kind}={h}" for h in base.hooks]
-        cmd += [SUITE, tarball, MIRROR]
+        cmd = ["mmdebstrap", *base.mmdebstrap_args(), SUITE, tarball, MIRROR]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise EngineError(f"mmdebstrap for {base.local} failed:\n{proc.stderr[-3000:]}")

@@ -129,7 +129,7 @@ def ensure_engine(timeout: float = 90) -> str:
         while not engine_answers():
             if time.monotonic() > deadline:
                 tail = DOCKERD_LOG.read_text(errors="replace").splitlines()[-15:]
-                raise EngineError("dockerd did not answer within %ds; its log ends:\n%s" % (timeout, "\n".join(tail)))
+                raise EngineError(f"dockerd did not answer within {timeout:.0f}s; its log ends:\n" + "\n".join(tail))
             time.sleep(1)
     client = buildkit_client()
     return client

@@ -21,7 +21,7 @@ def main(argv: list[str] | None = None) -> float:
     started = time.perf_counter()
     clf = Classifier(str(args.model), device="cpu", batch_size=64)
     preds = clf.predict([e.text for e in held])
-    right = sum(p.label == LABELS[e.label] for p, e in zip(preds, held))
+    right = sum(p.label == LABELS[e.label] for p, e in zip(preds, held, strict=True))
     acc = right / len(held)
     print(f"held-out accuracy: {acc:.4f} ({right}/{len(held)}) in {time.perf_counter() - started:.0f}s")
     return acc

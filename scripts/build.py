@@ -1,0 +1,143 @@
+"""Build every variant (`make build-all`): cold build time and image size, side by side.
+
+    python -m scripts.build [--variants naive_image,slim_image] [--flavor cpu|cuda] [--cached]
+
+Each build runs with --no-cache (cold for the variant's own steps; base images are
+local and not re-pulled). Results go to results/build.json and a table is printed.
+A failed build names the variant and shows the build's last lines.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import contextlib
+import os
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+from scripts import bases, wheelhouse
+from scripts.engine import EngineError, buildkit_client, docker, ensure_engine
+from scripts.results import RESULTS, human_bytes, load_json, print_table, save_json
+from scripts.variants import ROOT, Variant, select
+
+BUILD_JSON = RESULTS / "build.json"
+STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
+TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
+
+
+def log(msg: str) -> None:
+    print(f"[build] {msg}", file=sys.stderr, flush=True)
+
+
+class BuildError(RuntimeError):
+    pass
+
+
+@dataclass
+class BuildSetup:
+    """Everything a build needs besides the variant: bases, flavour, where wheels come from."""
+
+    base_args: dict[str, str]
+    flavor: str = "cpu"
+    index_url: str | None = None  # the wheelhouse's index while it is served
+
+    def build_args(self) -> list[str]:
+        args = dict(self.base_args, TORCH_FLAVOR=self.flavor, TORCH_INDEX_URL=TORCH_INDEX[self.flavor])
+        if self.index_url:
+            args.update(PIP_INDEX_URL=self.index_url, TORCH_INDEX_URL=self.index_url)
+        return [x for k, v in sorted(args.items()) for x in ("--build-arg", f"{k}={v}")]
+
+
+def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
+                no_cache: bool = True, label: str = "", quiet: bool = False) -> float:
+    """docker build with progress; returns wall seconds. Raises BuildError with the last lines."""
+    cmd = [buildkit_client(), "build", "--progress=plain", "--network=host", "-f", str(dockerfile),
+           "-t", tag, *setup.build_args()]
+    if no_cache:
+        cmd.append("--no-cache")
+    cmd.append(str(context))
+    tail: collections.deque[str] = collections.deque(maxlen=40)
+    started = time.perf_counter()
+    env = {**os.environ, "DOCKER_BUILDKIT": "1"}
+    with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
+        assert proc.stdout is not None
+        for line in proc.stdout:
+            line = line.rstrip()
+            tail.append(line)
+            # Step headers and their completion are progress enough; the full log is kept on failure.
+            if not quiet and STEP_LINE.match(line):
+                print(f"  [{label or tag}] {line[:150]}", file=sys.stderr, flush=True)
+        rc = proc.wait()
+    elapsed = time.perf_counter() - started
+    if rc != 0:
+        raise BuildError(f"build of {label or tag} failed (exit {rc}) after {elapsed:.0f}s; last lines:\n"
+                         + "\n".join(tail))
+    return elapsed
+
+
+def image_size(ref: str) -> int:
+    return int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
+
+
+def wheels_enabled() -> bool:
+    """WHEELHOUSE=off builds straight from the package indexes (where containers can reach them)."""
+    return os.environ.get("WHEELHOUSE", "on").lower() not in {"off", "0", "no"}
+
+
+def prepare(flavor: str = "cpu") -> BuildSetup:
+    """Engine, bases and wheelhouse: what every build needs first."""
+    ensure_engine()
+    setup = BuildSetup(bases.resolve(), flavor)
+    if wheels_enabled():
+        wheelhouse.download(flavor)
+    return setup
+
+
+def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = False) -> dict:
+    results = load_json(BUILD_JSON).get("variants", {})
+    use_wheels = wheels_enabled() and (wheelhouse.WHEELHOUSE / "simple").is_dir()
+    with wheelhouse.serve() if use_wheels else contextlib.nullcontext() as url:
+        setup.index_url = url
+        for n, variant in enumerate(variants, 1):
+            kind = "cached" if cached else "cold"
+            log(f"({n}/{len(variants)}) building {variant.name} -> {variant.image} ({kind}) ...")
+            seconds = build_image(variant.dockerfile, variant.image, setup, no_cache=not cached, label=variant.name)
+            size = image_size(variant.image)
+            results[variant.name] = {
+                "image": variant.image, "flavor": setup.flavor, "cold": not cached,
+                "build_seconds": round(seconds, 1), "size_bytes": size,
+                "bases": {k: v for k, v in setup.base_args.items()}, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            }
+            log(f"{variant.name}: {human_bytes(size)} in {seconds:.0f}s")
+            save_json(BUILD_JSON, {"variants": results})
+    return results
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
+    ap.add_argument("--flavor", choices=sorted(TORCH_INDEX), default=os.environ.get("FLAVOR", "cpu") or "cpu")
+    ap.add_argument("--cached", action="store_true", help="allow the build cache (not a cold build)")
+    args = ap.parse_args(argv)
+    variants = select(args.variants)
+    if not (ROOT / "model" / "config.json").exists():
+        print("error: model/ is missing: run `make model` first", file=sys.stderr)
+        return 2
+    try:
+        results = build_all(variants, prepare(args.flavor), cached=args.cached)
+    except (EngineError, BuildError) as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    rows = [[v.name, human_bytes(results[v.name]["size_bytes"]), f"{results[v.name]['build_seconds']:.0f}s"]
+            for v in variants]
+    print_table(["variant", "image size", "cold build"], rows)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,66 @@
+"""Results files and terminal tables shared by build, smoke and compare."""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+RESULTS = Path(__file__).resolve().parent.parent / "results"
+
+
+def load_json(path: Path) -> dict:
+    try:
+        return json.loads(path.read_text())
+    except FileNotFoundError:
+        return {}
+    except json.JSONDecodeError as exc:
+        raise SystemExit(f"{path} is not valid JSON ({exc}); move it away and run again") from None
+
+
+def save_json(path: Path, data: dict) -> None:
+    """Write atomically: a crash mid-write never leaves a truncated results file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(json.dumps(data, indent=2, sort_keys=False) + "\n")
+    os.replace(tmp, path)
+
+
+def human_bytes(n: float) -> str:
+    for unit in ("B", "KB", "MB", "GB"):
+        if abs(n) < 1000 or unit == "GB":
+            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
+        n /= 1000
+    return f"{n:.1f} GB"
+
+
+def print_table(header: list[str], rows: list[list[str]], out=sys.stdout) -> None:
+    widths = [max(len(str(c)) for c in col) for col in zip(header, *rows, strict=True)]
+    line = "  ".join(f"{{:<{w}}}" for w in widths)
+    print(line.format(*header), file=out)
+    print(line.format(*("-" * w for w in widths)), file=out)
+    for row in rows:
+        print(line.format(*row), file=out)
+
+
+def machine() -> dict:
+    """Where a measurement ran: enough to tell runs apart."""
+    def cmd(*args: str) -> str:
+        try:
+            return subprocess.run(args, capture_output=True, text=True, timeout=20).stdout.strip()
+        except (OSError, subprocess.TimeoutExpired):
+            return ""
+    cpu = ""
+    try:
+        cpu = next((ln.split(":", 1)[1].strip() for ln in Path("/proc/cpuinfo").read_text().splitlines()
+                    if ln.startswith("model name")), "")
+    except OSError:
+        pass
+    mem = os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
+    return {"hostname": platform.node(), "os": cmd("sh", "-c", ". /etc/os-release && echo $PRETTY_NAME"),
+            "kernel": platform.release(), "cpu": cpu, "cores": os.cpu_count(), "memory_bytes": mem,
+            "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}

@@ -1,0 +1,215 @@
+"""Smoke-test every built image in a real container (`make smoke`).
+
+    python -m scripts.smoke [--variants layered_image] [--gpu]
+
+For each image: start it (port on 127.0.0.1 only, read-only root filesystem),
+wait for /readyz, classify a clearly positive and a clearly negative sentence,
+check bad input gets 4xx JSON, check the user and the shell, wait for the
+HEALTHCHECK to report healthy, run the one-shot CLI, then `docker stop`
+(SIGTERM) and check a clean exit within 10 s. GPU=1 adds --gpus all and
+expects the service to report cuda; without a GPU it says so and skips.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+
+from scripts.engine import EngineError, docker, ensure_engine
+from scripts.results import RESULTS, print_table, save_json
+from scripts.variants import Variant, select
+
+SMOKE_JSON = RESULTS / "smoke.json"
+POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
+NEGATIVE = "A dull, lifeless mess that wastes its talented cast."
+EXPECTED_CLI_LABELS = ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE"]  # sample_data/sample_text.txt
+STOP_LIMIT_S = 10
+
+
+def log(msg: str) -> None:
+    print(f"[smoke] {msg}", file=sys.stderr, flush=True)
+
+
+def http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
+         timeout: float = 30) -> tuple[int, dict]:
+    """(status, parsed JSON body) for a request; non-JSON bodies come back as {"raw": text}."""
+    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": content_type})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            status, raw = resp.status, resp.read()
+    except urllib.error.HTTPError as exc:
+        status, raw = exc.code, exc.read()
+    try:
+        return status, json.loads(raw)
+    except ValueError:
+        return status, {"raw": raw.decode(errors="replace")[:200]}
+
+
+def classify(base: str, text: str) -> tuple[int, dict]:
+    return http("POST", f"{base}/classify", json.dumps({"text": text}).encode())
+
+
+@dataclass
+class Container:
+    """A running container of an image, port 8000 published on 127.0.0.1 (random host port)."""
+
+    image: str
+    extra: list[str] = field(default_factory=list)
+    id: str = ""
+    base_url: str = ""
+
+    def start(self) -> Container:
+        self.id = docker("run", "-d", "--read-only", "--tmpfs", "/tmp", "-p", "127.0.0.1::8000",
+                         *self.extra, self.image).stdout.strip()
+        port = docker("port", self.id, "8000/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
+        self.base_url = f"http://127.0.0.1:{port}"
+        return self
+
+    def running(self) -> bool:
+        return docker("inspect", "--format", "{{.State.Running}}", self.id).stdout.strip() == "true"
+
+    def logs(self, lines: int = 30) -> str:
+        proc = docker("logs", "--tail", str(lines), self.id, check=False)
+        return (proc.stdout + proc.stderr).strip()
+
+    def wait_ready(self, timeout: float = 180) -> float:
+        """Seconds until /readyz answers 200; EngineError if it exits or times out."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            try:
+                if http("GET", f"{self.base_url}/readyz", timeout=2)[0] == 200:
+                    return time.monotonic() - started
+            except OSError:
+                pass
+            if not self.running():
+                raise EngineError(f"{self.image} exited before it was ready; its log ends:\n{self.logs()}")
+            time.sleep(0.1)
+        raise EngineError(f"{self.image} not ready after {timeout:.0f}s; its log ends:\n{self.logs()}")
+
+    def remove(self) -> None:
+        if self.id:
+            docker("rm", "-f", self.id, check=False)
+
+
+def process_uids(container_id: str) -> set[int]:
+    out = [line.split()[0] for line in docker("top", container_id, "-eo", "uid,pid").stdout.splitlines()[1:]]
+    return {int(u) for u in out if u.isdigit()}
+
+
+def has_shell(image: str) -> bool:
+    proc = docker("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "exit 0", check=False, timeout=60)
+    return proc.returncode == 0
+
+
+def gpu_available() -> bool:
+    runtimes = docker("info", "--format", "{{json .Runtimes}}", check=False).stdout
+    return "nvidia" in runtimes
+
+
+def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
+    """Run every check on one image; returns a dict with 'failures' (empty when all passed)."""
+    failures: list[str] = []
+    result: dict = {"image": variant.image, "failures": failures}
+
+    def check(ok: bool, what: str) -> None:
+        if not ok:
+            failures.append(what)
+
+    container = Container(variant.image, ["--gpus", "all"] if gpu else [])
+    try:
+        container.start()
+        result["ready_seconds"] = round(container.wait_ready(), 2)
+        base = container.base_url
+        status, ready = http("GET", f"{base}/readyz")
+        result["device"] = ready.get("device")
+        if gpu:
+            check(ready.get("device") == "cuda", f"device is {ready.get('device')!r}, expected 'cuda'")
+        for text, want in ((POSITIVE, "POSITIVE"), (NEGATIVE, "NEGATIVE")):
+            status, body = classify(base, text)
+            got = (body.get("predictions") or [{}])[0].get("label")
+            check(status == 200 and got == want, f"{want.lower()} sentence: HTTP {status}, label {got!r}")
+        bad = {
+            "not JSON -> 400": (http("POST", f"{base}/classify", b"{oops", "application/json"), 400),
+            "empty text -> 400": (classify(base, "   "), 400),
+            "GET /classify -> 405": (http("GET", f"{base}/classify"), 405),
+            "unknown route -> 404": (http("GET", f"{base}/nope"), 404),
+        }
+        for what, ((status, body), want) in bad.items():
+            check(status == want and body.get("status") == want, f"{what}: got HTTP {status} {body}")
+        uids = process_uids(container.id)
+        result["uids"] = sorted(uids)
+        result["runs_as_root"] = 0 in uids
+        if variant.non_root:
+            check(0 not in uids, f"service runs as root (uids {sorted(uids)})")
+        result["shell"] = has_shell(variant.image)
+        check(result["shell"] == variant.shell, f"shell present={result['shell']}, expected {variant.shell}")
+        result["health"] = wait_healthy(container)
+        check(result["health"] == "healthy", f"HEALTHCHECK status {result['health']!r}")
+        cli = docker("run", "--rm", "--read-only", variant.image,
+                     *variant.predictor_command("sample_data/sample_text.txt"), check=False, timeout=180)
+        labels = [json.loads(line)["label"] for line in cli.stdout.splitlines() if line.startswith("{")]
+        check(cli.returncode == 0 and labels == EXPECTED_CLI_LABELS,
+              f"one-shot CLI: exit {cli.returncode}, labels {labels}, stderr {cli.stderr[-300:]!r}")
+        started = time.monotonic()
+        docker("stop", "-t", str(STOP_LIMIT_S), container.id, timeout=STOP_LIMIT_S + 30)
+        result["stop_seconds"] = round(time.monotonic() - started, 2)
+        code = int(docker("inspect", "--format", "{{.State.ExitCode}}", container.id).stdout.strip())
+        result["exit_code"] = code
+        check(code == 0 and result["stop_seconds"] < STOP_LIMIT_S,
+              f"SIGTERM: exit code {code} after {result['stop_seconds']}s (want 0 within {STOP_LIMIT_S}s)")
+    except EngineError as exc:
+        failures.append(str(exc))
+    finally:
+        container.remove()
+    return result
+
+
+def wait_healthy(container: Container, timeout: float = 40) -> str:
+    deadline = time.monotonic() + timeout
+    status = ""
+    while time.monotonic() < deadline:
+        status = docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
+                        container.id).stdout.strip()
+        if status in ("healthy", "unhealthy", ""):
+            return status or "none"
+        time.sleep(1)
+    return status
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
+    ap.add_argument("--gpu", action="store_true", default=os.environ.get("GPU", "") not in ("", "0"))
+    args = ap.parse_args(argv)
+    try:
+        ensure_engine()
+        if args.gpu and not gpu_available():
+            log("GPU=1 but this engine has no nvidia runtime (no GPU here): skipping the GPU checks")
+            args.gpu = False
+        results, rows = {}, []
+        for variant in select(args.variants):
+            if docker("image", "inspect", variant.image, check=False).returncode != 0:
+                raise EngineError(f"{variant.image} is not built: run `make build-all` first")
+            log(f"{variant.name}: starting {variant.image} ...")
+            r = results[variant.name] = smoke_variant(variant, gpu=args.gpu)
+            log(f"{variant.name}: {'PASS' if not r['failures'] else 'FAIL: ' + '; '.join(r['failures'])}")
+            rows.append([variant.name, "PASS" if not r["failures"] else "FAIL", f"{r.get('ready_seconds', '-')}s",
+                         r.get("device", "-"), "root" if r.get("runs_as_root") else "non-root",
+                         "yes" if r.get("shell") else "no", str(r.get("health", "-")),
+                         f"{r.get('stop_seconds', '-')}s"])
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    save_json(SMOKE_JSON, {"variants": results})
+    print_table(["variant", "result", "ready", "device", "user", "shell", "health", "stop"], rows)
+    return 0 if all(not r["failures"] for r in results.values()) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

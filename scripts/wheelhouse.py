@@ -1,0 +1,118 @@
+"""Wheelhouse: every wheel the images install, downloaded on the host and served on 127.0.0.1.
+
+    python -m scripts.wheelhouse [--flavor cpu|cuda]     # `make wheels`
+
+Containers here cannot reach package registries over TLS, so builds install
+from this wheelhouse instead: it is laid out as a PEP 503 "simple" index and
+served on 127.0.0.1 to builds that run on the host network. The Dockerfiles
+only see PIP_INDEX_URL / TORCH_INDEX_URL build args; the wheels never enter
+an image layer. Without a wheelhouse the Dockerfiles use PyPI as usual.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import html
+import http.server
+import re
+import subprocess
+import sys
+import threading
+from collections import defaultdict
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+WHEELHOUSE = ROOT / "wheelhouse"
+# Resolve for the oldest Python the images may run: Debian 12's 3.11.2 (stand-ins, distroless).
+# Official python:3.11 images are newer 3.11.x and accept the same wheels.
+TARGET_PYTHON = "3.11.2"
+REQUIREMENTS = {
+    "cpu": ["app/requirements.txt", "app/torch-cpu.txt", "app/requirements-dev-extras.txt"],
+    "cuda": ["app/requirements.txt", "app/torch-cuda.txt", "app/requirements-dev-extras.txt"],
+}
+
+
+def log(msg: str) -> None:
+    print(f"[wheels] {msg}", file=sys.stderr, flush=True)
+
+
+def normalize(name: str) -> str:
+    return re.sub(r"[-_.]+", "-", name).lower()
+
+
+def stamp(flavor: str) -> Path:
+    return WHEELHOUSE / f".complete-{flavor}"
+
+
+def requirements_digest(flavor: str) -> str:
+    return "\n".join([TARGET_PYTHON, *((ROOT / r).read_text() for r in REQUIREMENTS[flavor])])
+
+
+def download(flavor: str) -> Path:
+    """Download (once per requirements content) every wheel for flavor; rebuild the index."""
+    digest = requirements_digest(flavor)
+    if stamp(flavor).exists() and stamp(flavor).read_text() == digest:
+        log(f"wheelhouse for {flavor} is up to date ({WHEELHOUSE})")
+        return WHEELHOUSE
+    WHEELHOUSE.mkdir(exist_ok=True)
+    log(f"downloading wheels for the {flavor} images into {WHEELHOUSE} (first time: several minutes) ...")
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", TARGET_PYTHON,
+           "--dest", str(WHEELHOUSE), "--progress-bar", "off"]
+    for req in REQUIREMENTS[flavor]:
+        cmd += ["-r", str(ROOT / req)]
+    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, check=False)
+    if proc.returncode != 0:
+        raise SystemExit(f"pip download failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
+    write_index(WHEELHOUSE)
+    stamp(flavor).write_text(digest)
+    size = sum(p.stat().st_size for p in WHEELHOUSE.glob("*.whl"))
+    log(f"{len(list(WHEELHOUSE.glob('*.whl')))} wheels, {size / 2**30:.2f} GiB")
+    return WHEELHOUSE
+
+
+def write_index(folder: Path) -> None:
+    """A PEP 503 simple index (simple/<project>/index.html) over the wheels in folder."""
+    projects: dict[str, list[str]] = defaultdict(list)
+    for wheel in sorted(folder.glob("*.whl")):
+        projects[normalize(wheel.name.split("-")[0])].append(wheel.name)
+    simple = folder / "simple"
+    simple.mkdir(exist_ok=True)
+    links = "".join(f'<a href="{p}/">{p}</a>\n' for p in sorted(projects))
+    (simple / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    for project, files in projects.items():
+        (simple / project).mkdir(exist_ok=True)
+        body = "".join(f'<a href="../../{html.escape(f)}">{html.escape(f)}</a>\n' for f in files)
+        (simple / project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n")
+
+
+@contextlib.contextmanager
+def serve(folder: Path = WHEELHOUSE) -> Iterator[str]:
+    """Serve folder on 127.0.0.1 (a free port) for the duration; yield the index URL."""
+    handler = functools.partial(_QuietHandler, directory=str(folder))
+    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{server.server_address[1]}/simple/"
+    finally:
+        server.shutdown()
+        server.server_close()
+
+
+class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
+        pass
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--flavor", choices=sorted(REQUIREMENTS), default="cpu")
+    download(ap.parse_args(argv).flavor)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,78 @@
+"""The embedded default model: assembled from the packaged encoder + the committed part."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+from safetensors import safe_open
+
+from scripts import make_model
+from scripts.model_assets import ROOT
+
+CLEARLY_POSITIVE = [
+    "I love this movie",
+    "A wonderful, moving film with brilliant performances.",
+    "One of the best comedies of the year: smart, warm and very funny.",
+]
+CLEARLY_NEGATIVE = [
+    "A dull, lifeless mess that wastes its talented cast.",
+    "Boring, predictable and far too long.",
+    "The worst film I have seen in years; avoid it.",
+]
+
+
+@pytest.fixture(scope="module")
+def embedded(tmp_path_factory):
+    """The folder `make model` builds (./model), assembled afresh into a temp dir."""
+    return make_model.assemble(tmp_path_factory.mktemp("embedded") / "model")
+
+
+def test_committed_part_is_small_and_only_the_top():
+    part = make_model.TRAINED_PART
+    assert part.stat().st_size <= 16 * 2**20
+    with safe_open(str(part), "np") as f:
+        keys = list(f.keys())
+        trained = json.loads(f.metadata()["trained_layers"])
+    assert trained == [4, 5]
+    assert all(k.startswith(("classifier.", "bert.pooler.", "bert.encoder.layer.4.", "bert.encoder.layer.5."))
+               for k in keys)
+
+
+def test_assembled_folder_is_a_standard_classifier(embedded):
+    config = json.loads((embedded / "config.json").read_text())
+    assert config["architectures"] == ["BertForSequenceClassification"]
+    assert config["id2label"] == {"0": "NEGATIVE", "1": "POSITIVE"}
+    for name in ("model.safetensors", "tokenizer.json", "vocab.txt"):
+        assert (embedded / name).is_file()
+        assert (embedded / name).stat().st_mode & 0o044 == 0o044  # readable by a non-root user
+
+
+def test_labels_on_clear_sentences(embedded):
+    from app.classifier import Classifier
+
+    clf = Classifier(str(embedded), device="cpu")
+    assert clf.name == make_model.MODEL_NAME
+    preds = clf.predict(CLEARLY_POSITIVE + CLEARLY_NEGATIVE)
+    labels = [p.label for p in preds]
+    assert labels == ["POSITIVE"] * 3 + ["NEGATIVE"] * 3
+    assert all(p.score > 0.8 for p in preds)
+
+
+def test_missing_trained_part_is_a_clear_error(tmp_path):
+    with pytest.raises(SystemExit, match="make train"):
+        make_model.assemble(tmp_path / "m", trained_part=tmp_path / "absent.safetensors")
+
+
+def test_assembly_never_leaves_a_half_folder(tmp_path, monkeypatch):
+    out = tmp_path / "model"
+    out.mkdir()
+    (out / "keep.txt").write_text("old model")
+    monkeypatch.setattr(make_model, "TOKENIZER_FILES", ("no-such-file.json",))
+    with pytest.raises(FileNotFoundError):
+        make_model.assemble(out)
+    assert (out / "keep.txt").read_text() == "old model"  # the previous folder survives a failed build
+
+
+def test_repo_does_not_track_full_weights():
+    assert not (ROOT / "model").exists() or "model/" in (ROOT / ".gitignore").read_text()
