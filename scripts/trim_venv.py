@@ -1,6 +1,7 @@
 """Delete what an inference service never loads from a built virtualenv.
 
     python trim_venv.py /opt/venv
+    python trim_venv.py --bytecode-only /venv    # also replace sources with their bytecode
 
 Runs in the build stage of the multi-stage Dockerfiles (standard library only),
 so the bytes never reach the runtime stage. Prints what it removed and how much.
@@ -11,6 +12,7 @@ developer binaries, and the installer itself.
 
 from __future__ import annotations
 
+import compileall
 import shutil
 import sys
 from pathlib import Path
@@ -19,7 +21,7 @@ from pathlib import Path
 REMOVE = (
     "torch/include",  # C++ headers for building extensions
     "torch/share",  # CMake config for C++ consumers
-    "torch/bin",  # protoc and C++ test binaries
+    "torch/bin/*Test", "torch/bin/test_*", "torch/bin/protoc*",  # C++ tests, protoc (torch_shm_manager stays)
     "torch/test",  # C++ test executables
     "torch/lib/lib*test*.so",  # test-only libraries (jitbackend_test, torchbind_test)
     "*/tests",  # packages' own test suites (numpy, sympy, ...)
@@ -51,8 +53,37 @@ def trim(venv: Path) -> int:
     return freed
 
 
+def bytecode_only(venv: Path) -> int:
+    """Compile every module to a .pyc beside it, then drop the .py sources and __pycache__.
+
+    Python imports a legacy-location .pyc when its source is gone, so imports stay as fast;
+    the cost is tracebacks without source lines. Returns bytes saved.
+    """
+    site = next(venv.glob("lib/python3*/site-packages"))
+    before = size(site)
+    # Some packages ship .py templates that are not valid Python: they fail to compile
+    # and simply keep their source, since only sources with a .pyc beside them go.
+    compileall.compile_dir(site, legacy=True, quiet=2, workers=0)
+    kept = 0
+    for source in site.rglob("*.py"):
+        if source.with_suffix(".pyc").exists():
+            source.unlink()
+        else:
+            kept += 1
+    if kept:
+        print(f"trim_venv: {kept} .py files did not compile and keep their source")
+    for cache in list(site.rglob("__pycache__")):
+        shutil.rmtree(cache)
+    return before - size(site)
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
+    args = sys.argv[1:]
+    sourceless = "--bytecode-only" in args
+    paths = [a for a in args if a != "--bytecode-only"]
+    if len(paths) != 1:
         raise SystemExit(__doc__)
-    freed = trim(Path(sys.argv[1]))
-    print(f"trim_venv: removed {freed / 1e6:.0f} MB from {sys.argv[1]}")
+    venv = Path(paths[0])
+    print(f"trim_venv: removed {trim(venv) / 1e6:.0f} MB of build/test files from {venv}")
+    if sourceless:
+        print(f"trim_venv: bytecode-only saved {bytecode_only(venv) / 1e6:.0f} MB")

@@ -7,8 +7,8 @@ from scripts.trim_venv import trim
 
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
     site = tmp_path / "lib/python3.11/site-packages"
-    keep = ["torch/lib/libtorch_cpu.so", "torch/__init__.py", "torch/testing/__init__.py", "numpy/core/x.py"]
-    drop = ["torch/include/ATen/x.h", "torch/bin/protoc", "torch/test/t", "torch/lib/libtorchbind_test.so",
+    keep = ["torch/lib/libtorch_cpu.so", "torch/__init__.py", "torch/bin/torch_shm_manager", "torch/testing/__init__.py", "numpy/core/x.py"]
+    drop = ["torch/include/ATen/x.h", "torch/bin/protoc", "torch/bin/test_jit", "torch/bin/TCPStoreTest", "torch/test/t", "torch/lib/libtorchbind_test.so",
             "numpy/tests/test_a.py", "pip/__init__.py", "pip-24.0.dist-info/RECORD"]
     for rel in keep + drop:
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
@@ -21,3 +21,34 @@ def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
     assert all((site / rel).exists() for rel in keep)
     assert not any((site / rel).exists() for rel in drop)
     assert (tmp_path / "bin/python").exists() and not (tmp_path / "bin/pip").exists()
+
+
+def test_bytecode_only_keeps_modules_importable(tmp_path, monkeypatch):
+    import importlib
+    import sys
+
+    from scripts.trim_venv import bytecode_only
+
+    site = tmp_path / "lib/python3.11/site-packages"
+    pkg = site / "demo_pkg"
+    pkg.mkdir(parents=True)
+    (pkg / "__init__.py").write_text("from .core import answer\n")
+    (pkg / "core.py").write_text("def answer():\n    return 42\n")
+    (pkg / "data.json").write_text("{}")
+    bytecode_only(tmp_path)  # tiny sources: bytecode may be larger, so no size claim here
+    assert not list(site.rglob("*.py")) and not list(site.rglob("__pycache__"))
+    assert (pkg / "core.pyc").exists() and (pkg / "data.json").exists()
+    monkeypatch.syspath_prepend(str(site))
+    sys.modules.pop("demo_pkg", None)
+    assert importlib.import_module("demo_pkg").answer() == 42
+
+
+def test_bytecode_only_keeps_sources_that_do_not_compile(tmp_path):
+    from scripts.trim_venv import bytecode_only
+
+    site = tmp_path / "lib/python3.11/site-packages/tpl"
+    site.mkdir(parents=True)
+    (site / "template.py").write_text("def {{ name }}():\n")  # a template, not Python
+    (site / "ok.py").write_text("x = 1\n")
+    bytecode_only(tmp_path)
+    assert (site / "template.py").exists() and not (site / "ok.py").exists() and (site / "ok.pyc").exists()

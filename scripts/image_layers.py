@@ -1,0 +1,287 @@
+"""Read an image's layers from `docker save` and work out where its bytes are.
+
+Wasted bytes, as computed here: bytes of every file copy that a later layer
+overwrites (including a chmod/chown, which copies the whole file up), deletes
+with a whiteout, or deletes by deleting a parent directory (a whiteout of the
+directory, or an opaque-directory marker). Each hidden copy counts once; the
+copy that survives in the final filesystem is never waste.
+
+dive 0.13 reports "wasted" differently: for every path seen in more than one
+layer it adds up *all* copies, the surviving one included, and it matches a
+whiteout only to the exact path it names, so files removed by deleting their
+parent directory are not counted at all (dive issue #684).
+"""
+
+from __future__ import annotations
+
+import json
+import posixpath
+import tarfile
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+WHITEOUT = ".wh."
+OPAQUE = ".wh..wh..opq"
+# Text files read out of the layers for attribution (Python distributions, OS packages).
+CAPTURE_SUFFIXES = (".dist-info/RECORD",)
+CAPTURE_PREFIXES = ("var/lib/dpkg/status", "var/lib/dpkg/info/")
+
+
+@dataclass(frozen=True)
+class Entry:
+    """One tar member of a layer: a file, dir, link or whiteout."""
+
+    path: str  # normalized, no leading "./" or "/"
+    size: int = 0
+    kind: str = "file"  # file | dir | symlink | hardlink | other
+
+
+@dataclass
+class Layer:
+    created_by: str
+    entries: list[Entry]
+    size: int = 0  # bytes of file content in this layer (what `docker history` shows)
+
+
+@dataclass
+class Analysis:
+    final: dict[str, Entry]  # path -> surviving entry
+    wasted_bytes: int
+    wasted: list[tuple[str, int, int, str]]  # (path, bytes, layer index, how it was hidden)
+    layer_sizes: list[int]
+
+    @property
+    def total_bytes(self) -> int:
+        return sum(self.layer_sizes)
+
+    @property
+    def final_bytes(self) -> int:
+        return sum(e.size for e in self.final.values())
+
+
+def normalize(name: str) -> str:
+    return posixpath.normpath("/" + name).lstrip("/")
+
+
+def analyze(layers: list[Layer]) -> Analysis:
+    """Replay the layers as overlayfs would and account for every hidden file copy."""
+    view: dict[str, tuple[Entry, int]] = {}  # path -> (entry, layer index)
+    children: dict[str, set[str]] = defaultdict(set)  # dir -> direct children paths in view
+    wasted: list[tuple[str, int, int, str]] = []
+
+    def add(path: str, entry: Entry, index: int) -> None:
+        view[path] = (entry, index)
+        if path:
+            children[posixpath.dirname(path)].add(path)
+
+    def remove_tree(path: str, how: str, by_layer: int) -> None:
+        stack = [path]
+        while stack:
+            p = stack.pop()
+            if p in view:
+                entry, idx = view.pop(p)
+                children[posixpath.dirname(p)].discard(p)
+                if entry.size:
+                    wasted.append((p, entry.size, idx, how))
+            stack.extend(children.pop(p, ()))
+
+    for index, layer in enumerate(layers):
+        # Whiteouts apply to lower layers only, so handle them before this layer's own files.
+        for entry in layer.entries:
+            parent, base = posixpath.split(entry.path)
+            if base == OPAQUE:
+                for child in list(children.get(parent, ())):
+                    remove_tree(child, f"directory {parent or '/'} made opaque in layer {index}", index)
+            elif base.startswith(WHITEOUT):
+                target = posixpath.join(parent, base[len(WHITEOUT):])
+                how = "deleted" if target not in children else "parent directory deleted"
+                remove_tree(target, f"{how} in layer {index}", index)
+        for entry in layer.entries:
+            base = posixpath.basename(entry.path)
+            if base.startswith(WHITEOUT):
+                continue
+            old = view.get(entry.path)
+            if old is not None:
+                old_entry, old_index = old
+                if old_entry.kind == "dir" and entry.kind == "dir":
+                    view[entry.path] = (entry, index)  # same directory, new metadata: no bytes hidden
+                    continue
+                if old_entry.kind == "dir":  # a directory replaced by a file hides its whole tree
+                    remove_tree(entry.path, f"directory replaced in layer {index}", index)
+                else:
+                    view.pop(entry.path)
+                    if old_entry.size:
+                        wasted.append((entry.path, old_entry.size, old_index, f"overwritten in layer {index}"))
+            add(entry.path, entry, index)
+    final = {p: e for p, (e, _) in view.items()}
+    return Analysis(final, sum(w[1] for w in wasted), wasted, [layer.size for layer in layers])
+
+
+def dive_style_waste(layers: list[Layer]) -> int:
+    """What dive 0.13 would call wasted bytes, for comparison (see module docstring)."""
+    copies: dict[str, list[int]] = defaultdict(list)
+    removed: set[str] = set()
+    for layer in layers:
+        for entry in layer.entries:
+            parent, base = posixpath.split(entry.path)
+            if base.startswith(WHITEOUT) and base != OPAQUE:
+                target = posixpath.join(parent, base[len(WHITEOUT):])
+                copies[target].append(0)
+                removed.add(target)
+            elif entry.kind != "dir":
+                copies[entry.path].append(entry.size)
+    return sum(sum(sizes) for sizes in copies.values() if len(sizes) > 1)
+
+
+# --- reading `docker save` output ------------------------------------------------------------
+
+
+@dataclass
+class SavedImage:
+    layers: list[Layer]
+    config: dict
+    captured: dict[str, str] = field(default_factory=dict)  # path -> text of the surviving copy
+
+
+def _kind(member: tarfile.TarInfo) -> str:
+    if member.isdir():
+        return "dir"
+    if member.issym():
+        return "symlink"
+    if member.islnk():
+        return "hardlink"
+    return "file" if member.isfile() else "other"
+
+
+def _wants(path: str) -> bool:
+    return path.endswith(CAPTURE_SUFFIXES) or path.startswith(CAPTURE_PREFIXES)
+
+
+def read_saved(tar_path: Path) -> SavedImage:
+    """Parse a `docker save` archive (Docker or OCI layout) into layers with history."""
+    with tarfile.open(tar_path) as outer:
+        manifest = json.load(outer.extractfile("manifest.json"))[0]
+        config = json.load(outer.extractfile(manifest["Config"]))
+        history = [h for h in config.get("history", []) if not h.get("empty_layer")]
+        layers: list[Layer] = []
+        captured: dict[str, str] = {}
+        for n, name in enumerate(manifest["Layers"]):
+            entries: list[Entry] = []
+            with tarfile.open(fileobj=outer.extractfile(name), mode="r|*") as inner:
+                for member in inner:
+                    path = normalize(member.name)
+                    if not path:
+                        continue
+                    size = member.size if member.isfile() else 0
+                    entries.append(Entry(path, size, _kind(member)))
+                    if member.isfile() and _wants(path) and size < 50_000_000:
+                        data = inner.extractfile(member)
+                        captured[path] = data.read().decode("utf-8", errors="replace") if data else ""
+                    elif posixpath.basename(path).startswith(WHITEOUT):
+                        target = posixpath.join(posixpath.dirname(path), posixpath.basename(path)[len(WHITEOUT):])
+                        for key in [k for k in captured if k == target or k.startswith(target + "/")]:
+                            del captured[key]
+            created_by = history[n].get("created_by", "") if n < len(history) else ""
+            layers.append(Layer(created_by, entries, sum(e.size for e in entries)))
+    return SavedImage(layers, config, captured)
+
+
+# --- attribution -------------------------------------------------------------------------------
+
+
+def largest_dirs(final: dict[str, Entry], limit: int = 10, max_depth: int = 6) -> list[tuple[str, int]]:
+    """Largest directories by bytes beneath them; a directory whose bytes sit mostly (>90 %)
+    in one child is skipped in favour of that child, so the list points at something."""
+    totals: dict[str, int] = defaultdict(int)
+    child_totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    for path, entry in final.items():
+        if not entry.size:
+            continue
+        parts = path.split("/")[:-1]
+        for depth in range(1, min(len(parts), max_depth) + 1):
+            d = "/".join(parts[:depth])
+            totals[d] += entry.size
+            if depth < len(parts):
+                child_totals[d]["/".join(parts[: depth + 1])] += entry.size
+    informative = [d for d, size in totals.items()
+                   if not child_totals[d] or max(child_totals[d].values()) <= 0.9 * size]
+    return sorted(((f"/{d}", totals[d]) for d in informative), key=lambda x: -x[1])[:limit]
+
+
+def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, int]]:
+    """(distribution, bytes, files) from each installed distribution's RECORD.
+
+    A RECORD entry whose .py was replaced by its bytecode (bytecode-only venvs) is counted
+    through the .pyc beside it; compiled caches under __pycache__ are counted for their package.
+    """
+    results = []
+    for record_path, text in saved.captured.items():
+        if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
+            continue
+        site = posixpath.dirname(posixpath.dirname(record_path))
+        name = posixpath.basename(posixpath.dirname(record_path)).rsplit("-", 1)[0]
+        seen: set[str] = set()
+        for line in text.splitlines():
+            rel = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
+            if not rel:
+                continue
+            path = normalize(posixpath.join(site, rel))
+            candidates = [path]
+            if path.endswith(".py"):
+                cached = posixpath.join(posixpath.dirname(path), "__pycache__",
+                                        posixpath.basename(path)[:-3] + ".cpython-311.pyc")
+                candidates += [path + "c", cached]
+            for p in candidates:
+                if p in final and p not in seen:
+                    seen.add(p)
+        results.append((name, sum(final[p].size for p in seen), len(seen)))
+    return sorted(results, key=lambda x: -x[1])
+
+
+def os_packages(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, str]]:
+    """(package, bytes, how measured) for each installed Debian package.
+
+    dpkg file lists give the bytes actually present; distroless-style status.d entries
+    have no file list, so their declared Installed-Size is used instead.
+    """
+    packages: list[tuple[str, int, str]] = []
+    status = saved.captured.get("var/lib/dpkg/status", "")
+    for stanza in status.split("\n\n"):
+        fields = _fields(stanza)
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            name = fields["Package"]
+            arch = fields.get("Architecture", "")
+            listing = (saved.captured.get(f"var/lib/dpkg/info/{name}:{arch}.list")
+                       or saved.captured.get(f"var/lib/dpkg/info/{name}.list"))
+            if listing is not None:
+                size = sum(final[p].size for p in {normalize(x) for x in listing.splitlines() if x}
+                           if p in final and final[p].kind == "file")
+                packages.append((name, size, "files"))
+            else:
+                packages.append((name, int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
+    for path, text in saved.captured.items():
+        if path.startswith("var/lib/dpkg/status.d/") and path in final and "." not in posixpath.basename(path):
+            fields = _fields(text)
+            if "Package" in fields:
+                packages.append((fields["Package"], int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
+    return sorted(packages, key=lambda x: -x[1])
+
+
+def _fields(stanza: str) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for line in stanza.splitlines():
+        if line and not line[0].isspace() and ":" in line:
+            key, value = line.split(":", 1)
+            out[key] = value.strip()
+    return out
+
+
+def layers_from_entries(spec: Iterable[Iterable[tuple[str, int, str]]]) -> list[Layer]:
+    """Build Layer objects from (path, size, kind) tuples: for tests and examples."""
+    layers = []
+    for entries in spec:
+        es = [Entry(normalize(p), s, k) for p, s, k in entries]
+        layers.append(Layer("", es, sum(e.size for e in es)))
+    return layers

