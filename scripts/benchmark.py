@@ -131,7 +131,8 @@ def main(argv: list[str] | None = None) -> int:
           "   (first includes transformers' lazy imports)")
     print(f"/classify, 1 sentence     : p50 {web['p50_ms']:.1f} ms, p95 {web['p95_ms']:.1f} ms"
           f"  over {web['requests']} requests on 127.0.0.1")
-    print(f"/classify, batch of 32    : {web['batch_ms']:.0f} ms per batch, {web['batch_texts_per_second']:.0f} texts/s")
+    print(f"/classify, batch of 32    : {web['batch_ms']:.0f} ms per batch, "
+          f"{web['batch_texts_per_second']:.0f} texts/s")
     print(f"(written to {RESULTS / 'benchmark.json'})")
     return 0
 

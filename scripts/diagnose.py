@@ -20,8 +20,15 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.engine import EngineError, docker, ensure_engine
-from scripts.image_layers import SavedImage, analyze, dive_style_waste, largest_dirs, os_packages, \
-    python_distributions, read_saved
+from scripts.image_layers import (
+    SavedImage,
+    analyze,
+    dive_style_waste,
+    largest_dirs,
+    os_packages,
+    python_distributions,
+    read_saved,
+)
 from scripts.results import RESULTS, human_bytes, print_table, save_json
 from scripts.variants import BY_NAME, Variant
 
@@ -51,11 +58,11 @@ def dive_report(archive: Path, rules: Path | None) -> dict:
         if proc.returncode != 0 or not report.exists():
             raise EngineError(f"dive failed: {proc.stderr[-1500:] or proc.stdout[-1500:]}")
         image = json.loads(report.read_text())["image"]
-        out.update(efficiency=image["efficiencyScore"], wasted_bytes=image["inefficientBytes"],
-                   user_wasted_percent=image.get("userSizeBytes") and image["inefficientBytes"] / image["userSizeBytes"])
+        out.update(efficiency=image["efficiencyScore"], wasted_bytes=image["inefficientBytes"])
     if rules is not None:
         proc = subprocess.run([DIVE, "--ci", "--ci-config", str(rules), "--source", "docker-archive", str(archive)],
-                              capture_output=True, text=True, timeout=900, check=False, env={**os.environ, "CI": "true"})
+                              capture_output=True, text=True, timeout=900, check=False,
+                              env={**os.environ, "CI": "true"})
         out.update(ci_rules=str(rules), ci_passed=proc.returncode == 0,
                    ci_output=[ln for ln in proc.stdout.splitlines() if ln.strip().startswith(("PASS", "FAIL", "SKIP"))])
     return out

@@ -66,7 +66,8 @@ def test_same_directory_in_many_layers_is_not_waste():
 
 
 def test_largest_dirs_points_at_the_informative_level():
-    layers = layers_from_entries([[("usr/lib/python/torch/lib.so", 900, "file"), ("usr/lib/python/np/x.so", 100, "file"),
+    layers = layers_from_entries([[("usr/lib/python/torch/lib.so", 900, "file"),
+                                   ("usr/lib/python/np/x.so", 100, "file"),
                                    ("etc/conf", 10, "file")]])
     dirs = dict(largest_dirs(analyze(layers).final))
     assert dirs["/usr/lib/python"] == 1000  # /usr and /usr/lib only repeat this figure

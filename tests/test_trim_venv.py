@@ -7,8 +7,10 @@ from scripts.trim_venv import trim
 
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
     site = tmp_path / "lib/python3.11/site-packages"
-    keep = ["torch/lib/libtorch_cpu.so", "torch/__init__.py", "torch/bin/torch_shm_manager", "torch/testing/__init__.py", "numpy/core/x.py"]
-    drop = ["torch/include/ATen/x.h", "torch/bin/protoc", "torch/bin/test_jit", "torch/bin/TCPStoreTest", "torch/test/t", "torch/lib/libtorchbind_test.so",
+    keep = ["torch/lib/libtorch_cpu.so", "torch/__init__.py", "torch/bin/torch_shm_manager",
+            "torch/testing/__init__.py", "numpy/core/x.py"]
+    drop = ["torch/include/ATen/x.h", "torch/bin/protoc", "torch/bin/test_jit", "torch/bin/TCPStoreTest",
+            "torch/test/t", "torch/lib/libtorchbind_test.so",
             "numpy/tests/test_a.py", "pip/__init__.py", "pip-24.0.dist-info/RECORD"]
     for rel in keep + drop:
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
