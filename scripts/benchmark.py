@@ -14,39 +14,24 @@ from __future__ import annotations
 
 import argparse
 import http.client
-import json
 import os
 import socket
-import statistics
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from scripts import latency
+from scripts.latency import SENTENCES, post
 from scripts.results import RESULTS, machine, save_json
 
 ROOT = Path(__file__).resolve().parent.parent
-SENTENCES = ["I love this movie", "A dull, lifeless mess.", "The soundtrack is gorgeous.", "Two hours I want back."]
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def percentile(values: list[float], q: float) -> float:
-    ordered = sorted(values)
-    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
-
-
-def post(conn: http.client.HTTPConnection, body: dict) -> dict:
-    conn.request("POST", "/classify", json.dumps(body), {"content-type": "application/json"})
-    resp = conn.getresponse()
-    data = json.loads(resp.read())
-    if resp.status != 200:
-        raise RuntimeError(f"HTTP {resp.status}: {data}")
-    return data
 
 
 def measure_load(model: str) -> dict:
@@ -70,24 +55,18 @@ def measure_http(model: str, requests: int, batches: int, max_seconds: float) ->
            "--access-logfile", "/dev/null", "app.wsgi:app"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
-        conn = wait_for(port, server)
-        for text in SENTENCES * 5:  # warm-up, not measured
-            post(conn, {"text": text})
-        latencies: list[float] = []
-        deadline = time.monotonic() + max_seconds
-        while len(latencies) < requests and time.monotonic() < deadline:
-            started = time.perf_counter()
-            post(conn, {"text": SENTENCES[len(latencies) % len(SENTENCES)]})
-            latencies.append((time.perf_counter() - started) * 1000)
+        wait_for(port, server).close()
+        single = latency.measure("127.0.0.1", port, requests, max_seconds)
+        conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         batch = [SENTENCES[i % len(SENTENCES)] + f" ({i})" for i in range(32)]
+        deadline = time.monotonic() + max_seconds
         started, done = time.perf_counter(), 0
-        while done < batches and time.monotonic() < deadline + max_seconds:
+        while done < batches and time.monotonic() < deadline:
             post(conn, {"texts": batch})
             done += 1
         batch_seconds = time.perf_counter() - started
-        return {"requests": len(latencies), "p50_ms": round(statistics.median(latencies), 2),
-                "p95_ms": round(percentile(latencies, 0.95), 2), "mean_ms": round(statistics.fmean(latencies), 2),
-                "batch_size": 32, "batches": done, "batch_texts_per_second": round(32 * done / batch_seconds, 1),
+        return {**single, "batch_size": 32, "batches": done,
+                "batch_texts_per_second": round(32 * done / batch_seconds, 1),
                 "batch_ms": round(batch_seconds / done * 1000, 1)}
     finally:
         server.terminate()

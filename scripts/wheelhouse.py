@@ -16,6 +16,7 @@ import contextlib
 import functools
 import html
 import http.server
+import os
 import re
 import subprocess
 import sys
@@ -88,11 +89,19 @@ def write_index(folder: Path) -> None:
         (simple / project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n")
 
 
+# A fixed port: the index URL is a build arg, and a new URL would invalidate the cached pip layers.
+PORT = int(os.environ.get("WHEELHOUSE_PORT", "38765"))
+
+
 @contextlib.contextmanager
-def serve(folder: Path = WHEELHOUSE) -> Iterator[str]:
-    """Serve folder on 127.0.0.1 (a free port) for the duration; yield the index URL."""
+def serve(folder: Path = WHEELHOUSE, port: int = PORT) -> Iterator[str]:
+    """Serve folder on 127.0.0.1:port for the duration; yield the index URL."""
     handler = functools.partial(_QuietHandler, directory=str(folder))
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    try:
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+    except OSError as exc:
+        raise SystemExit(f"cannot serve the wheelhouse on 127.0.0.1:{port} ({exc}); "
+                         "set WHEELHOUSE_PORT to a free port") from None
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:

@@ -1,0 +1,42 @@
+"""Single-sentence /classify latency over one keep-alive HTTP connection (bounded)."""
+
+from __future__ import annotations
+
+import http.client
+import json
+import statistics
+import time
+
+SENTENCES = ["I love this movie", "A dull, lifeless mess.", "The soundtrack is gorgeous.", "Two hours I want back."]
+
+
+def percentile(values: list[float], q: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
+
+
+def post(conn: http.client.HTTPConnection, body: dict) -> dict:
+    conn.request("POST", "/classify", json.dumps(body), {"content-type": "application/json"})
+    resp = conn.getresponse()
+    data = json.loads(resp.read())
+    if resp.status != 200:
+        raise RuntimeError(f"HTTP {resp.status}: {data}")
+    return data
+
+
+def measure(host: str, port: int, requests: int = 200, max_seconds: float = 120, warmup: int = 20) -> dict:
+    """p50/p95/mean in ms over at most `requests` requests and `max_seconds` seconds."""
+    conn = http.client.HTTPConnection(host, port, timeout=30)
+    try:
+        for i in range(warmup):
+            post(conn, {"text": SENTENCES[i % len(SENTENCES)]})
+        latencies: list[float] = []
+        deadline = time.monotonic() + max_seconds
+        while len(latencies) < requests and time.monotonic() < deadline:
+            started = time.perf_counter()
+            post(conn, {"text": SENTENCES[len(latencies) % len(SENTENCES)]})
+            latencies.append((time.perf_counter() - started) * 1000)
+    finally:
+        conn.close()
+    return {"requests": len(latencies), "p50_ms": round(statistics.median(latencies), 2),
+            "p95_ms": round(percentile(latencies, 0.95), 2), "mean_ms": round(statistics.fmean(latencies), 2)}
