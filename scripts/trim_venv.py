@@ -13,6 +13,7 @@ developer binaries, and the installer itself.
 from __future__ import annotations
 
 import compileall
+import re
 import shutil
 import sys
 from pathlib import Path
@@ -28,6 +29,14 @@ REMOVE = (
     "pip", "pip-*.dist-info",  # no installs at run time
     "setuptools", "setuptools-*.dist-info", "_distutils_hack", "distutils-precedence.pth",
 )
+
+
+# Modules that read source code at import time (torch's config modules read their own with
+# inspect.getsource; TorchScript compiles decorated functions from source) keep their .py.
+NEEDS_SOURCE = re.compile(rb"install_config_module\(|getsource\(|torch\.jit\.script|@torch\.jit")
+# Packages that find their own modules by scanning for .py files keep all their sources
+# (transformers builds its lazy-import table that way).
+SOURCE_PACKAGES = ("transformers",)
 
 
 def size(path: Path) -> int:
@@ -65,15 +74,26 @@ def bytecode_only(venv: Path) -> int:
     # and simply keep their source, since only sources with a .pyc beside them go.
     compileall.compile_dir(site, legacy=True, quiet=2, workers=0)
     kept = 0
+    for package in SOURCE_PACKAGES:
+        for compiled in (site / package).rglob("*.pyc"):
+            if compiled.parent.name != "__pycache__":
+                compiled.unlink()  # its sources stay, so the legacy copies would be dead weight
     for source in site.rglob("*.py"):
-        if source.with_suffix(".pyc").exists():
-            source.unlink()
-        else:
+        if source.relative_to(site).parts[0] in SOURCE_PACKAGES:
             kept += 1
-    if kept:
-        print(f"trim_venv: {kept} .py files did not compile and keep their source")
+            continue
+        compiled = source.with_suffix(".pyc")
+        if not compiled.exists():
+            kept += 1  # did not compile: a template, not a module
+        elif NEEDS_SOURCE.search(source.read_bytes()):
+            compiled.unlink()  # Python prefers the source anyway
+            kept += 1
+        else:
+            source.unlink()
+    print(f"trim_venv: {kept} .py files keep their source (they read source at run time, or do not compile)")
     for cache in list(site.rglob("__pycache__")):
-        shutil.rmtree(cache)
+        if cache.relative_to(site).parts[0] not in SOURCE_PACKAGES:  # those keep their normal caches
+            shutil.rmtree(cache)
     return before - size(site)
 
 

@@ -54,3 +54,39 @@ def test_bytecode_only_keeps_sources_that_do_not_compile(tmp_path):
     (site / "ok.py").write_text("x = 1\n")
     bytecode_only(tmp_path)
     assert (site / "template.py").exists() and not (site / "ok.py").exists() and (site / "ok.pyc").exists()
+
+
+def test_bytecode_only_keeps_modules_that_read_their_own_source(tmp_path):
+    import importlib
+    import sys
+
+    from scripts.trim_venv import bytecode_only
+
+    site = tmp_path / "lib/python3.11/site-packages"
+    (site / "cfgpkg").mkdir(parents=True)
+    (site / "cfgpkg/__init__.py").write_text("")
+    (site / "cfgpkg/config.py").write_text(
+        "import inspect, sys\n"
+        "def install_config_module(m):\n    return inspect.getsource(m)\n"
+        "SOURCE = install_config_module(sys.modules[__name__])\n"
+    )
+    bytecode_only(tmp_path)
+    assert (site / "cfgpkg/config.py").exists() and not (site / "cfgpkg/config.pyc").exists()
+    sys.path.insert(0, str(site))
+    try:
+        assert "install_config_module" in importlib.import_module("cfgpkg.config").SOURCE
+    finally:
+        sys.path.remove(str(site))
+
+
+def test_bytecode_only_leaves_source_packages_whole(tmp_path):
+    from scripts.trim_venv import SOURCE_PACKAGES, bytecode_only
+
+    site = tmp_path / "lib/python3.11/site-packages"
+    pkg = site / SOURCE_PACKAGES[0]
+    (pkg / "__pycache__").mkdir(parents=True)
+    (pkg / "__init__.py").write_text("x = 1\n")
+    (pkg / "__pycache__/__init__.cpython-311.pyc").write_bytes(b"cache")
+    bytecode_only(tmp_path)
+    assert (pkg / "__init__.py").exists() and (pkg / "__pycache__/__init__.cpython-311.pyc").exists()
+    assert not (pkg / "__init__.pyc").exists()

@@ -1,0 +1,46 @@
+"""Report writers and compare's helpers, on made-up figures (no engine needed)."""
+
+from __future__ import annotations
+
+from scripts.compare import CONTEXT_PATHS, parse_mem, scratch_context
+from scripts.report import METRICS, chart, markdown
+from scripts.variants import ROOT, VARIANTS
+
+DATA = {
+    "naive_image": {"size_bytes": 3_000_000_000, "build_seconds": 80.0, "runs_as_root": True, "p50_ms": 20.0},
+    "distroless_image": {"size_bytes": 900_000_000, "build_seconds": 60.0, "runs_as_root": False, "p50_ms": None},
+}
+
+
+def test_markdown_has_every_metric_and_ratios_to_naive():
+    md = markdown(DATA, "_header_\n")
+    lines = md.splitlines()
+    assert lines[0] == "_header_"
+    assert lines[2] == "| metric | naive_image | distroless_image |"
+    assert len([ln for ln in lines if ln.startswith("| ") and "metric" not in ln]) == len(METRICS)
+    size_row = next(ln for ln in lines if ln.startswith("| image size |"))
+    assert "3.0 GB" in size_row and "900 MB (0.30x)" in size_row
+    root_row = next(ln for ln in lines if ln.startswith("| runs as root |"))
+    assert root_row == "| runs as root | yes | no |"  # booleans get no ratio
+    assert "| latency p50 | 20.0 ms | n/a |" in md  # a missing figure says so
+
+
+def test_chart_is_a_png(tmp_path):
+    path = chart(DATA, tmp_path / "c.png", "title")
+    assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+
+def test_parse_mem():
+    assert parse_mem("312.5MiB / 23.54GiB") == int(312.5 * 2**20)
+    assert parse_mem("1.5GiB / 2GiB") == int(1.5 * 2**30)
+    assert parse_mem("900kB / 1GB") == 900_000
+
+
+def test_scratch_context_copies_and_never_touches_the_tree(tmp_path):
+    ctx = scratch_context(tmp_path / "ctx", list(VARIANTS))
+    for rel in CONTEXT_PATHS:
+        assert (ctx / rel).exists()
+    assert all((ctx / v.name / "Dockerfile").read_text() == v.dockerfile.read_text() for v in VARIANTS)
+    original = (ROOT / "app" / "server.py").read_text()
+    (ctx / "app" / "server.py").write_text(original + "# edit\n")
+    assert (ROOT / "app" / "server.py").read_text() == original
