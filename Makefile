@@ -16,7 +16,6 @@ help:  ## list targets
 
 $(VENV_STAMP): requirements-dev.txt app/requirements.txt app/torch-cpu.txt
 	python3 -m venv .venv
-	$(PY) -m pip install --quiet --upgrade pip
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 

@@ -15,23 +15,16 @@ from __future__ import annotations
 import argparse
 import http.client
 import os
-import socket
 import subprocess
 import sys
 import time
 from pathlib import Path
 
 from scripts import latency
-from scripts.latency import SENTENCES, post
+from scripts.latency import SENTENCES, free_port, post
 from scripts.results import RESULTS, machine, save_json
 
 ROOT = Path(__file__).resolve().parent.parent
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def measure_load(model: str) -> dict:

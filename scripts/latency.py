@@ -4,10 +4,18 @@ from __future__ import annotations
 
 import http.client
 import json
+import socket
 import statistics
 import time
 
 SENTENCES = ["I love this movie", "A dull, lifeless mess.", "The soundtrack is gorgeous.", "Two hours I want back."]
+
+
+def free_port() -> int:
+    """A TCP port on 127.0.0.1 that is free right now."""
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
 
 
 def percentile(values: list[float], q: float) -> float:

@@ -12,7 +12,6 @@ import contextlib
 import json
 import os
 import shutil
-import socket
 import subprocess
 import tempfile
 import time
@@ -21,18 +20,13 @@ from collections.abc import Iterator
 from pathlib import Path
 
 from scripts.engine import EngineError, apt_install
+from scripts.latency import free_port
 
 SCRATCH_BRIDGE = "br-scratch"
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
 ])
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def _wait(check, timeout: float, what: str, log_path: Path) -> None:

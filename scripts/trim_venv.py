@@ -63,7 +63,7 @@ def trim(venv: Path) -> int:
 
 
 def bytecode_only(venv: Path) -> int:
-    """Compile every module to a .pyc beside it, then drop the .py sources and __pycache__.
+    """Compile every module to a .pyc beside it, then drop the .py sources and their caches.
 
     Python imports a legacy-location .pyc when its source is gone, so imports stay as fast;
     the cost is tracebacks without source lines. Returns bytes saved.
@@ -91,9 +91,15 @@ def bytecode_only(venv: Path) -> int:
         else:
             source.unlink()
     print(f"trim_venv: {kept} .py files keep their source (they read source at run time, or do not compile)")
+    # Drop cached bytecode whose source is gone; modules that kept their source keep their cache
+    # too, or they would be compiled again at every start (a read-only image cannot write it).
+    for cached in list(site.rglob("__pycache__/*.pyc")):
+        module = cached.name.split(".", 1)[0] + ".py"
+        if not (cached.parent.parent / module).exists():
+            cached.unlink()
     for cache in list(site.rglob("__pycache__")):
-        if cache.relative_to(site).parts[0] not in SOURCE_PACKAGES:  # those keep their normal caches
-            shutil.rmtree(cache)
+        if not any(cache.iterdir()):
+            cache.rmdir()
     return before - size(site)
 
 

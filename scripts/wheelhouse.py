@@ -112,6 +112,11 @@ def serve(folder: Path = WHEELHOUSE, port: int = PORT) -> Iterator[str]:
 
 
 class _QuietHandler(http.server.SimpleHTTPRequestHandler):
+    def end_headers(self) -> None:
+        if self.path.endswith(".whl"):  # as PyPI's file host does, so pip caches exactly as it would there
+            self.send_header("Cache-Control", "max-age=365000000, immutable, public")
+        super().end_headers()
+
     def log_message(self, format: str, *args) -> None:  # noqa: A002 - stdlib signature
         pass
 

@@ -70,8 +70,14 @@ def test_bytecode_only_keeps_modules_that_read_their_own_source(tmp_path):
         "def install_config_module(m):\n    return inspect.getsource(m)\n"
         "SOURCE = install_config_module(sys.modules[__name__])\n"
     )
+    import py_compile
+
+    for name in ("config", "__init__"):
+        py_compile.compile(str(site / f"cfgpkg/{name}.py"), str(site / f"cfgpkg/__pycache__/{name}.cpython-311.pyc"))
     bytecode_only(tmp_path)
     assert (site / "cfgpkg/config.py").exists() and not (site / "cfgpkg/config.pyc").exists()
+    assert (site / "cfgpkg/__pycache__/config.cpython-311.pyc").exists()  # kept source keeps its cache
+    assert not (site / "cfgpkg/__pycache__/__init__.cpython-311.pyc").exists()  # its source is gone
     sys.path.insert(0, str(site))
     try:
         assert "install_config_module" in importlib.import_module("cfgpkg.config").SOURCE
