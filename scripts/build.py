@@ -49,7 +49,9 @@ class BuildSetup:
     def build_args(self) -> list[str]:
         args = dict(self.base_args, TORCH_FLAVOR=self.flavor, TORCH_INDEX_URL=TORCH_INDEX[self.flavor])
         if self.index_url:
-            args.update(PIP_INDEX_URL=self.index_url, TORCH_INDEX_URL=self.index_url)
+            # Trusted, so pip caches downloads from this http index as it would from PyPI over https.
+            host = self.index_url.split("/")[2]
+            args.update(PIP_INDEX_URL=self.index_url, TORCH_INDEX_URL=self.index_url, PIP_TRUSTED_HOST=host)
         return [x for k, v in sorted(args.items()) for x in ("--build-arg", f"{k}={v}")]
 
 
