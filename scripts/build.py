@@ -100,6 +100,19 @@ def prepare(flavor: str = "cpu") -> BuildSetup:
     return setup
 
 
+def trim_build_cache() -> None:
+    """Bound BuildKit's cache: every cold build adds GBs of snapshots the daemon may keep.
+
+    BUILD_CACHE_KEEP (default 30GB) is what stays, most recently used first; "off" skips this.
+    """
+    keep = os.environ.get("BUILD_CACHE_KEEP", "30GB")
+    if keep.lower() in {"off", "0", "no", ""}:
+        return
+    out = docker("builder", "prune", "-f", "--keep-storage", keep, check=False, timeout=900).stdout.strip()
+    if out:
+        log(f"build cache trimmed to {keep}: {out.splitlines()[-1]}")
+
+
 def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = False) -> dict:
     results = load_json(BUILD_JSON).get("variants", {})
     use_wheels = wheels_enabled() and (wheelhouse.WHEELHOUSE / "simple").is_dir()
@@ -117,6 +130,7 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
             }
             log(f"{variant.name}: {human_bytes(size)} in {seconds:.0f}s")
             save_json(BUILD_JSON, {"variants": results})
+    trim_build_cache()
     return results
 
 

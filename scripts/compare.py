@@ -26,7 +26,7 @@ import urllib.error
 from pathlib import Path
 
 from scripts import latency, registry
-from scripts.build import BUILD_JSON, BuildError, build_all, build_image, prepare
+from scripts.build import BUILD_JSON, BuildError, build_all, build_image, prepare, trim_build_cache
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker
 from scripts.report import chart, markdown, terminal_rows
@@ -135,20 +135,23 @@ def rebuild_times(variants: list[Variant], setup) -> dict[str, dict]:
             return build_image(ctx / v.name / "Dockerfile", f"bert-classifier-scratch:{v.name}", setup,
                                context=ctx, no_cache=False, label=v.name, quiet=True)
 
-        for v in variants:
-            log(f"{v.name}: warming the build cache on the scratch copy ...")
-            build(v)
-        with (ctx / "app" / "server.py").open("a") as f:
-            f.write("# a one-line edit, as a developer would make\n")
-        for v in variants:
-            out[v.name]["rebuild_app_seconds"] = round(build(v), 1)
-            log(f"{v.name}: rebuilt after an app/ edit in {out[v.name]['rebuild_app_seconds']}s")
-        (ctx / "model" / "ORIGIN.json").write_text((ctx / "model" / "ORIGIN.json").read_text() + "\n")
-        for v in variants:
-            out[v.name]["rebuild_model_seconds"] = round(build(v), 1)
-            log(f"{v.name}: rebuilt after a model change in {out[v.name]['rebuild_model_seconds']}s")
-        for v in variants:
-            docker("rmi", "-f", f"bert-classifier-scratch:{v.name}", check=False)
+        try:
+            for v in variants:
+                log(f"{v.name}: warming the build cache on the scratch copy ...")
+                build(v)
+            with (ctx / "app" / "server.py").open("a") as f:
+                f.write("# a one-line edit, as a developer would make\n")
+            for v in variants:
+                out[v.name]["rebuild_app_seconds"] = round(build(v), 1)
+                log(f"{v.name}: rebuilt after an app/ edit in {out[v.name]['rebuild_app_seconds']}s")
+            (ctx / "model" / "ORIGIN.json").write_text((ctx / "model" / "ORIGIN.json").read_text() + "\n")
+            for v in variants:
+                out[v.name]["rebuild_model_seconds"] = round(build(v), 1)
+                log(f"{v.name}: rebuilt after a model change in {out[v.name]['rebuild_model_seconds']}s")
+        finally:
+            for v in variants:
+                docker("rmi", "-f", f"bert-classifier-scratch:{v.name}", check=False)
+            trim_build_cache()
     return out
 
 
