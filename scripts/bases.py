@@ -156,7 +156,7 @@ def build_local(base: Base) -> str:
 
 def resolve(mode: str | None = None) -> dict[str, str]:
     """Build-arg name -> image reference, per BASES mode."""
-    mode = (mode or os.environ.get("BASES", "auto")).strip().lower()
+    mode = (mode or os.environ.get("BASES") or "auto").strip().lower()
     if mode not in {"auto", "official", "local"}:
         raise EngineError(f"BASES must be auto, official or local, got {mode!r}")
     ensure_engine()
