@@ -12,6 +12,7 @@ import argparse
 import contextlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -24,6 +25,7 @@ from scripts.image_layers import (
     SavedImage,
     analyze,
     dive_style_waste,
+    instruction,
     largest_dirs,
     os_packages,
     python_distributions,
@@ -46,6 +48,11 @@ def saved_image(image: str) -> Iterator[Path]:
         yield path
 
 
+def _plain(line: str) -> str:
+    """A terminal line without its colour codes."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", line)
+
+
 def dive_report(archive: Path, rules: Path | None) -> dict:
     """Run dive on the archive: its JSON figures, and the CI verdict when rules are given."""
     if DIVE is None:
@@ -66,7 +73,8 @@ def dive_report(archive: Path, rules: Path | None) -> dict:
                               capture_output=True, text=True, timeout=900, check=False,
                               env={**os.environ, "CI": "true"})
         out.update(ci_rules=str(rules), ci_passed=proc.returncode == 0,
-                   ci_output=[ln for ln in proc.stdout.splitlines() if ln.strip().startswith(("PASS", "FAIL", "SKIP"))])
+                   ci_output=[ln for ln in map(_plain, proc.stdout.splitlines())
+                              if ln.strip().startswith(("PASS", "FAIL", "SKIP"))])
     return out
 
 
@@ -103,7 +111,7 @@ def print_report(r: dict) -> None:
           f"({human_bytes(r['final_bytes'])} visible in the final filesystem), user {r['user']}")
     section("docker history: bytes each layer adds, and the instruction that made it")
     print_table(["#", "size", "created by"],
-                [[str(i), human_bytes(layer["size_bytes"]), " ".join(layer["created_by"].split())[:110]]
+                [[str(i), human_bytes(layer["size_bytes"]), instruction(layer["created_by"])[:110]]
                  for i, layer in enumerate(r["layers"])])
     section("ten largest directories (final filesystem)")
     print_table(["directory", "size"], [[d, human_bytes(s)] for d, s in r["largest_dirs"]])

@@ -16,6 +16,7 @@ from __future__ import annotations
 
 import json
 import posixpath
+import re
 import tarfile
 from collections import defaultdict
 from collections.abc import Iterable
@@ -221,7 +222,7 @@ def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tup
         if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
             continue
         site = posixpath.dirname(posixpath.dirname(record_path))
-        name = posixpath.basename(posixpath.dirname(record_path)).rsplit("-", 1)[0]
+        name = posixpath.basename(posixpath.dirname(record_path)).removesuffix(".dist-info").rsplit("-", 1)[0]
         seen: set[str] = set()
         for line in text.splitlines():
             rel = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
@@ -276,6 +277,20 @@ def _fields(stanza: str) -> dict[str, str]:
             key, value = line.split(":", 1)
             out[key] = value.strip()
     return out
+
+
+def instruction(created_by: str) -> str:
+    """The Dockerfile instruction behind a history entry, without BuildKit's build-arg prefix.
+
+    BuildKit records `RUN |3 A=1 B=2 /bin/sh -c cmd`; what a reader wants is `RUN cmd`.
+    """
+    text = " ".join(created_by.split())
+    if not text:
+        return "(base image layer)"
+    match = re.match(r"^RUN \|\d+ (?:\S+=\S* )*(?:/bin/sh -c )?(.*)$", text)
+    if match:
+        return "RUN " + match.group(1)
+    return re.sub(r"^(RUN )?/bin/sh -c (#\(nop\) )?", lambda m: "" if m.group(2) else "RUN ", text)
 
 
 def layers_from_entries(spec: Iterable[Iterable[tuple[str, int, str]]]) -> list[Layer]:

@@ -73,3 +73,30 @@ def test_largest_dirs_points_at_the_informative_level():
     assert dirs["/usr/lib/python"] == 1000  # /usr and /usr/lib only repeat this figure
     assert "/usr" not in dirs and "/usr/lib" not in dirs
     assert dirs["/etc"] == 10
+
+
+def test_instruction_drops_buildkit_arg_prefix():
+    from scripts.image_layers import instruction
+
+    assert instruction("RUN |2 A=1 B=http://x/ /bin/sh -c pip install -r r.txt # buildkit") == \
+        "RUN pip install -r r.txt # buildkit"
+    assert instruction("RUN /bin/sh -c apt-get update # buildkit") == "RUN apt-get update # buildkit"
+    assert instruction("COPY app /app/app # buildkit") == "COPY app /app/app # buildkit"
+    assert instruction("") == "(base image layer)"
+
+
+def test_python_distributions_from_record():
+    from scripts.image_layers import Entry, SavedImage, python_distributions
+
+    site = "usr/lib/python3.11/site-packages"
+    final = {f"{site}/torch/__init__.py": Entry(f"{site}/torch/__init__.py", 10),
+             f"{site}/torch/lib.so": Entry(f"{site}/torch/lib.so", 90),
+             f"{site}/torch-2.13.0+cpu.dist-info/RECORD": Entry(f"{site}/torch-2.13.0+cpu.dist-info/RECORD", 5),
+             f"{site}/tiny/mod.pyc": Entry(f"{site}/tiny/mod.pyc", 7),  # bytecode-only: .py gone
+             f"{site}/tiny-1.0.dist-info/RECORD": Entry(f"{site}/tiny-1.0.dist-info/RECORD", 1)}
+    saved = SavedImage([], {}, {
+        f"{site}/torch-2.13.0+cpu.dist-info/RECORD": "torch/__init__.py,sha256=x,10\ntorch/lib.so,,90\n"
+                                                     "torch-2.13.0+cpu.dist-info/RECORD,,\n",
+        f"{site}/tiny-1.0.dist-info/RECORD": "tiny/mod.py,sha256=y,3\n",
+    })
+    assert python_distributions(saved, final) == [("torch", 105, 3), ("tiny", 7, 1)]
