@@ -65,12 +65,15 @@ def test_sigterm_lets_the_in_flight_request_finish(server):
         with urllib.request.urlopen(req, timeout=60) as resp:
             answer.update(status=resp.status, body=json.load(resp), seconds=time.monotonic() - started)
 
+    send()  # once without a signal, to learn how long this request takes on this machine
+    duration = answer.pop("seconds")
+    answer.clear()
     thread = threading.Thread(target=send)
     thread.start()
-    time.sleep(0.5)  # the request is being computed now
+    time.sleep(max(0.3, duration / 2))  # halfway through: accepted and being computed
     proc.send_signal(signal.SIGTERM)
     thread.join(timeout=60)
     assert answer.get("status") == 200, answer
     assert len(answer["body"]["predictions"]) == 64
-    assert answer["seconds"] > 0.5  # it really was in flight when the signal arrived
+    assert answer["seconds"] > max(0.3, duration / 2)  # it really was in flight when the signal arrived
     assert proc.wait(timeout=15) == 0
