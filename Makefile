@@ -72,5 +72,5 @@ integration: model/config.json  ## build all five images from scratch and smoke-
 
 test: lint unit integration  ## everything CI runs
 
-clean:  ## remove built results and the assembled model (keeps venv and wheelhouse)
+clean:  ## remove the assembled model and partial results (keeps venv, wheelhouse, images)
 	rm -rf model results/*.tmp

@@ -121,8 +121,9 @@ def _present(ref: str) -> bool:
 
 def _label(ref: str, key: str) -> str:
     out = docker("image", "inspect", "--format", "{{json .Config.Labels}}", ref, check=False)
-    labels = json.loads(out.stdout or "null") or {} if out.returncode == 0 else {}
-    return labels.get(key, "")
+    if out.returncode != 0:
+        return ""
+    return (json.loads(out.stdout or "null") or {}).get(key, "")
 
 
 def try_official(base: Base, pull_timeout: float = 60) -> bool:

@@ -126,7 +126,7 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
             results[variant.name] = {
                 "image": variant.image, "flavor": setup.flavor, "cold": not cached,
                 "build_seconds": round(seconds, 1), "size_bytes": size,
-                "bases": {k: v for k, v in setup.base_args.items()}, "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                "bases": dict(setup.base_args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             log(f"{variant.name}: {human_bytes(size)} in {seconds:.0f}s")
             save_json(BUILD_JSON, {"variants": results})

@@ -123,14 +123,12 @@ def analyze(layers: list[Layer]) -> Analysis:
 def dive_style_waste(layers: list[Layer]) -> int:
     """What dive 0.13 would call wasted bytes, for comparison (see module docstring)."""
     copies: dict[str, list[int]] = defaultdict(list)
-    removed: set[str] = set()
     for layer in layers:
         for entry in layer.entries:
             parent, base = posixpath.split(entry.path)
             if base.startswith(WHITEOUT) and base != OPAQUE:
                 target = posixpath.join(parent, base[len(WHITEOUT):])
                 copies[target].append(0)
-                removed.add(target)
             elif entry.kind != "dir":
                 copies[entry.path].append(entry.size)
     return sum(sum(sizes) for sizes in copies.values() if len(sizes) > 1)

@@ -31,11 +31,14 @@ def save_json(path: Path, data: dict) -> None:
 
 
 def human_bytes(n: float) -> str:
-    for unit in ("B", "KB", "MB", "GB"):
-        if abs(n) < 1000 or unit == "GB":
-            return f"{n:.0f} {unit}" if unit == "B" else f"{n:.1f} {unit}" if n < 100 else f"{n:.0f} {unit}"
+    """Decimal units as `docker image ls` prints them: one decimal below 100, none above."""
+    units = ("B", "KB", "MB", "GB")
+    step = 0
+    while abs(n) >= 1000 and step < len(units) - 1:
         n /= 1000
-    return f"{n:.1f} GB"
+        step += 1
+    unit = units[step]
+    return f"{n:.0f} {unit}" if unit == "B" or n >= 100 else f"{n:.1f} {unit}"
 
 
 def print_table(header: list[str], rows: list[list[str]], out=sys.stdout) -> None:
