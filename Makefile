@@ -1,11 +1,13 @@
 # Entry points for the whole project. Every target installs what it needs itself.
-# Variables: VARIANTS="naive_image slim_image" (default: all five), FLAVOR=cpu|cuda,
+# Variables: VARIANTS="naive_image slim_image" (default: all six), FLAVOR=cpu|cuda,
 # BASES=auto|official|local, VARIANT=<name> or IMAGE=<ref> for diagnose, GPU=1 for smoke.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
+# make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
+MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare diagnose \
@@ -14,30 +16,31 @@ export VARIANTS FLAVOR BASES GPU
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements-dev.txt app/requirements.txt app/torch-cpu.txt
+$(VENV_STAMP): requirements-dev.txt app/requirements.txt app/requirements-common.txt app/requirements-onnx.txt \
+               app/torch-cpu.txt
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV_STAMP)  ## host virtualenv with the app's and the tools' dependencies
 
-model/config.json: $(VENV_STAMP) model_parts/trained_top.safetensors scripts/make_model.py
+$(MODEL_STAMP): $(VENV_STAMP) model_parts/trained_top.safetensors scripts/make_model.py scripts/export_onnx.py
 	$(PY) -m scripts.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
-model: $(VENV_STAMP)  ## assemble the embedded classifier in ./model (MODEL_ID=<hub id> downloads one instead)
+model: $(VENV_STAMP)  ## assemble the classifier in ./model and its ONNX forms (MODEL_ID=<hub id> downloads one)
 	$(PY) -m scripts.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
 train: $(VENV_STAMP)  ## re-train the committed part (model_parts/), ~6 min on 2 cores
 	$(PY) -m scripts.train_model
 
-evaluate: model/config.json  ## accuracy of ./model on the held-out reviews
-	$(PY) -m scripts.evaluate_model --model model
+evaluate: $(MODEL_STAMP)  ## held-out accuracy of torch, ONNX fp32 and ONNX int8 side by side
+	$(PY) -m scripts.evaluate_model
 
-serve: model/config.json  ## run the service locally on :8000 (no Docker)
-	MODEL_DIR=model .venv/bin/gunicorn -c app/gunicorn.conf.py app.wsgi:app
+serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR=model-onnx-int8 for ONNX)
+	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py app.wsgi:app
 
-benchmark: model/config.json  ## load time, HTTP latency p50/p95, batch throughput (local service)
-	$(PY) -m scripts.benchmark
+benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
+	$(PY) -m scripts.benchmark --model $${MODEL_DIR:-model}
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.engine
@@ -48,13 +51,13 @@ bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins wher
 wheels: $(VENV_STAMP)  ## download every wheel the images need into ./wheelhouse
 	$(PY) -m scripts.wheelhouse --flavor $(or $(FLAVOR),cpu)
 
-build-all: model/config.json  ## build all five images (cold), record size and build time
+build-all: $(MODEL_STAMP)  ## build all six images (cold), record size and build time
 	$(PY) -m scripts.build
 
 smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GPU=1 adds --gpus all)
 	$(PY) -m scripts.smoke
 
-compare: model/config.json  ## build what is missing, measure everything, write results/compare.{json,md,png}
+compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.compare
 
 diagnose: $(VENV_STAMP)  ## where the bytes are: VARIANT=<name> or IMAGE=<ref>
@@ -64,13 +67,13 @@ lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 	.venv/bin/ruff check app scripts tests
 	$(PY) -m scripts.lint_dockerfiles
 
-unit: model/config.json  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)
+unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)
 	$(PY) -m pytest -q tests --ignore=tests/integration
 
-integration: model/config.json  ## build all five images from scratch and smoke-test them
+integration: $(MODEL_STAMP)  ## build all six images from scratch and smoke-test them
 	$(PY) -m pytest -q tests/integration
 
 test: lint unit integration  ## everything CI runs
 
 clean:  ## remove the assembled model and partial results (keeps venv, wheelhouse, images)
-	rm -rf model results/*.tmp
+	rm -rf model model-onnx model-onnx-int8 results/*.tmp

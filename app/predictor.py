@@ -49,16 +49,16 @@ def main(argv: list[str] | None = None) -> int:
         return 2
 
     ensure_writable_tempdir()
-    from app.classifier import Classifier  # deferred: argument errors answer without loading torch
+    from app.backends import ModelLoadError  # deferred: argument errors answer without loading a runtime
 
     settings = Settings.from_env()
     try:
-        model = Classifier(settings.model_dir, device=settings.device, batch_size=settings.batch_size)
-    except OSError as exc:
+        model = settings.load_model()
+        predictions = model.predict([text for _, _, text in rows])
+    except ModelLoadError as exc:
         print(f"error: cannot load model from {settings.model_dir!r}: {exc}\n"
               "hint: run `make model` or set MODEL_DIR", file=sys.stderr)
         return 2
-    predictions = model.predict([text for _, _, text in rows])
     for (source, number, text), pred in zip(rows, predictions, strict=True):
         print(json.dumps({"source": source, "line": number, "text": text,
                           "label": pred.label, "score": pred.score}))

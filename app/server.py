@@ -8,22 +8,15 @@ from __future__ import annotations
 
 import logging
 import time
-from typing import Any, Protocol
+from typing import Any
 
 from flask import Flask, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
+from app.backends import Model
 from app.settings import Settings
 
 log = logging.getLogger("app")
-
-
-class Model(Protocol):
-    name: str
-    device: str
-
-    def describe(self) -> dict: ...
-    def predict(self, texts: list[str]) -> list[Any]: ...
 
 
 def create_app(model: Model | None = None, settings: Settings | None = None) -> Flask:

@@ -6,7 +6,7 @@ import os
 from dataclasses import dataclass
 
 
-def _int_env(name: str, default: int) -> int:
+def _int_env(name: str, default: int, minimum: int = 1) -> int:
     raw = os.environ.get(name, "").strip()
     if not raw:
         return default
@@ -14,8 +14,8 @@ def _int_env(name: str, default: int) -> int:
         value = int(raw)
     except ValueError:
         raise SystemExit(f"{name} must be an integer, got {raw!r}") from None
-    if value < 1:
-        raise SystemExit(f"{name} must be at least 1, got {value}")
+    if value < minimum:
+        raise SystemExit(f"{name} must be at least {minimum}, got {value}")
     return value
 
 
@@ -23,6 +23,8 @@ def _int_env(name: str, default: int) -> int:
 class Settings:
     model_dir: str = "model"  # a folder, or a hub model id where a hub is reachable
     device: str = "auto"  # auto | cpu | cuda
+    backend: str = "auto"  # auto (from the model folder) | torch | onnx
+    threads: int = 0  # inference threads per worker; 0 = one per available CPU
     max_texts: int = 64  # texts per request before 413
     max_body_bytes: int = 1 << 20  # request body before 413
     batch_size: int = 32  # texts per forward pass
@@ -32,13 +34,25 @@ class Settings:
         device = os.environ.get("DEVICE", cls.device).strip().lower() or cls.device
         if device not in {"auto", "cpu", "cuda"}:
             raise SystemExit(f"DEVICE must be auto, cpu or cuda, got {device!r}")
+        backend = os.environ.get("BACKEND", cls.backend).strip().lower() or cls.backend
+        if backend not in {"auto", "torch", "onnx"}:
+            raise SystemExit(f"BACKEND must be auto, torch or onnx, got {backend!r}")
         return cls(
             model_dir=os.environ.get("MODEL_DIR", cls.model_dir),
             device=device,
+            backend=backend,
+            threads=_int_env("INFERENCE_THREADS", cls.threads, minimum=0),
             max_texts=_int_env("MAX_TEXTS", cls.max_texts),
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
         )
+
+    def load_model(self):
+        """The model these settings name, with its backend (imported only now)."""
+        from app.backends import load_model
+
+        return load_model(self.model_dir, backend=self.backend, device=self.device,
+                          batch_size=self.batch_size, threads=self.threads)
 
 
 def ensure_writable_tempdir() -> str:

@@ -8,12 +8,12 @@ from __future__ import annotations
 
 import logging
 
-from app.classifier import Classifier
 from app.server import create_app
 from app.settings import Settings
 
 logging.basicConfig(level=logging.INFO, format="%(asctime)s %(levelname)s %(name)s: %(message)s")
 settings = Settings.from_env()
-model = Classifier(settings.model_dir, device=settings.device, batch_size=settings.batch_size)
-logging.getLogger("app").info("model %s loaded on %s in %.2fs", model.name, model.device, model.load_seconds)
+model = settings.load_model()
+logging.getLogger("app").info("model %s loaded (%s backend) on %s in %.2fs", model.name,
+                              model.describe()["backend"], model.device, model.load_seconds)
 app = create_app(model, settings)

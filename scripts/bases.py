@@ -23,7 +23,8 @@ from dataclasses import dataclass, field
 from scripts.engine import EngineError, apt_install, docker, ensure_engine
 
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
-SUITE = "bookworm"  # Debian 12, the release every official base here is built on
+SUITE = "bookworm"  # Debian 12, the release the torch variants' official bases are built on
+SUITE_13 = "trixie"  # Debian 13: the maintained distroless Python (3.13) the ONNX variant runs on
 
 # What the docs and man pages of Debian's slim images leave out; applied to slim stand-ins.
 SLIM_EXCLUDES = ("/usr/share/doc/*", "/usr/share/man/*", "/usr/share/info/*", "/usr/share/locale/*",
@@ -40,8 +41,15 @@ FULL_PACKAGES = (
     "python3.11 python3.11-dev python3-pip python3-venv python-is-python3"
 ).split()
 SLIM_PACKAGES = "ca-certificates netbase tzdata python3.11 python3-pip python3-venv python-is-python3".split()
-DISTROLESS_PACKAGES = ("python3.11-minimal libpython3.11-stdlib libstdc++6 libgcc-s1 libgomp1 "
-                       "ca-certificates tzdata netbase").split()
+
+
+def distroless_packages(python: str) -> tuple[str, ...]:
+    """What gcr.io/distroless/python3-debianN ships: the interpreter, its stdlib, C/C++ runtimes, certs."""
+    return tuple(f"python{python}-minimal libpython{python}-stdlib libstdc++6 libgcc-s1 libgomp1 "
+                 "ca-certificates tzdata netbase".split())
+
+
+
 PY_ENV = ["ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/local/sbin:/usr/sbin:/usr/bin:/sbin:/bin"]
 
 # Hooks run on the host with the new root as $1.
@@ -49,7 +57,7 @@ PIP_LIKE_OFFICIAL = (  # official images let pip install into the system Python 
     'rm -f "$1"/usr/lib/python3*/EXTERNALLY-MANAGED; ln -sf /usr/bin/pip3 "$1"/usr/local/bin/pip; '
     'ln -sf /usr/bin/python3 "$1"/usr/local/bin/python'
 )
-DISTROLESS_HOOK = r"""set -e
+DISTROLESS_HOOK_TEMPLATE = r"""set -e
 r="$1"
 mkdir -p "$r/var/lib/dpkg/status.d"
 for deb in "$r"/var/cache/apt/archives/*.deb; do
@@ -59,13 +67,30 @@ cat "$r"/usr/share/ca-certificates/*/*.crt > "$r/etc/ssl/certs/ca-certificates.c
 rm -rf "$r"/bin "$r"/sbin "$r"/usr/sbin "$r"/usr/share/doc "$r"/usr/share/man "$r"/usr/share/info \
   "$r"/usr/share/locale "$r"/usr/share/lintian "$r"/usr/share/perl5 "$r"/usr/share/debconf \
   "$r"/usr/lib/x86_64-linux-gnu/perl-base "$r"/usr/lib/dpkg "$r"/etc/dpkg "$r"/var/lib/dpkg/info "$r"/usr/libexec
-find "$r/usr/bin" -mindepth 1 ! -name python3.11 -exec rm -rf {} +
-ln -s python3.11 "$r/usr/bin/python3"
+find "$r/usr/bin" -mindepth 1 ! -name python@PY@ -exec rm -rf {} +
+ln -s python@PY@ "$r/usr/bin/python3"
 echo 'root:x:0:0:root:/root:/sbin/nologin' > "$r/etc/passwd"
 echo 'nonroot:x:65532:65532:nonroot:/home/nonroot:/sbin/nologin' >> "$r/etc/passwd"
 printf 'root:x:0:\nnonroot:x:65532:\n' > "$r/etc/group"
 mkdir -p "$r/home/nonroot" "$r/tmp" && chown 65532:65532 "$r/home/nonroot" && chmod 1777 "$r/tmp"
 """
+
+
+# Debian 13 packages install under /usr only: the loader path compiled into every binary
+# (/lib64/ld-linux-x86-64.so.2) needs merged-/usr links, as real distroless images have.
+MERGED_USR_LINKS = r"""set -e
+for d in lib lib64; do [ -e "$1/usr/$d" ] && [ ! -e "$1/$d" ] && ln -s "usr/$d" "$1/$d"; done; true
+"""
+
+
+def distroless_hook(python: str) -> str:
+    return DISTROLESS_HOOK_TEMPLATE.replace("@PY@", python)
+
+
+def distroless_changes(python: str) -> tuple[str, ...]:
+    return ("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin",
+            "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
+            "USER 65532:65532", "WORKDIR /home/nonroot", f'ENTRYPOINT ["/usr/bin/python{python}"]')
 
 
 @dataclass(frozen=True)
@@ -78,6 +103,7 @@ class Base:
     hooks: tuple[str, ...] = ()
     excludes: tuple[str, ...] = ()
     changes: tuple[str, ...] = field(default_factory=tuple)
+    suite: str = SUITE
 
     def mmdebstrap_args(self) -> list[str]:
         args = ["--quiet", f"--variant={self.variant}", "--mode=root", "--format=tar"]
@@ -91,7 +117,7 @@ class Base:
 
     def recipe_hash(self) -> str:
         """Changes whenever the stand-in would come out different, so stale ones are rebuilt."""
-        text = json.dumps([MIRROR, SUITE, self.mmdebstrap_args(), self.changes])
+        text = json.dumps([MIRROR, self.suite, self.mmdebstrap_args(), self.changes])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -103,11 +129,14 @@ BASES = (
     Base("DEBIAN_IMAGE", "debian:12-slim", "local/debian:12-slim", "apt", (),
          excludes=SLIM_EXCLUDES, changes=('CMD ["bash"]',)),
     Base("DISTROLESS_IMAGE", "gcr.io/distroless/python3-debian12:nonroot",
-         "local/distroless-python3-debian12:nonroot", "extract", tuple(DISTROLESS_PACKAGES),
-         hooks=(DISTROLESS_HOOK,),
-         changes=("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin",
-                  "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-                  "USER 65532:65532", "WORKDIR /home/nonroot", 'ENTRYPOINT ["/usr/bin/python3.11"]')),
+         "local/distroless-python3-debian12:nonroot", "extract", distroless_packages("3.11"),
+         hooks=(distroless_hook("3.11"),), changes=distroless_changes("3.11")),
+    # Debian 13 pair for the ONNX variant (python3-debian12 is deprecated upstream).
+    Base("DEBIAN13_IMAGE", "debian:13-slim", "local/debian:13-slim", "apt", (),
+         excludes=SLIM_EXCLUDES, changes=('CMD ["bash"]',), suite=SUITE_13),
+    Base("DISTROLESS13_IMAGE", "gcr.io/distroless/python3-debian13:nonroot",
+         "local/distroless-python3-debian13:nonroot", "extract", distroless_packages("3.13"),
+         hooks=(distroless_hook("3.13"), MERGED_USR_LINKS), changes=distroless_changes("3.13"), suite=SUITE_13),
 )
 
 
@@ -142,10 +171,10 @@ def build_local(base: Base) -> str:
         return base.local
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
-    log(f"building stand-in {base.local} from Debian {SUITE} packages (mmdebstrap, ~1-3 min) ...")
+    log(f"building stand-in {base.local} from Debian {base.suite} packages (mmdebstrap, ~1-3 min) ...")
     with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
         tarball = os.path.join(tmp, "rootfs.tar")
-        cmd = ["mmdebstrap", *base.mmdebstrap_args(), SUITE, tarball, MIRROR]
+        cmd = ["mmdebstrap", *base.mmdebstrap_args(), base.suite, tarball, MIRROR]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise EngineError(f"mmdebstrap for {base.local} failed:\n{proc.stderr[-3000:]}")

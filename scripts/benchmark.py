@@ -1,10 +1,11 @@
 """Benchmark the embedded model on this machine (`make benchmark`).
 
-    python -m scripts.benchmark [--model model] [--requests 200]
+    python -m scripts.benchmark [--model model|model-onnx-int8] [--requests 200]
 
-Prints and writes results/benchmark.json:
-  - import time of torch + transformers, and model load time (tokenizer + weights),
-    first load in a process (includes transformers' lazy module imports) and a repeat load;
+Prints and writes results/benchmark[-<model folder>].json:
+  - import time of the backend's runtime (torch + transformers, or onnxruntime + tokenizers),
+    and load time up to a first answer: first in a process (torch: includes transformers'
+    lazy module imports) and a repeat;
   - p50/p95 latency of single-sentence POST /classify over HTTP on 127.0.0.1 against a real
     gunicorn (keep-alive connection; bounded by --requests and --max-seconds);
   - throughput of batches of 32 texts.
@@ -14,12 +15,14 @@ from __future__ import annotations
 
 import argparse
 import http.client
+import importlib
 import os
 import subprocess
 import sys
 import time
 from pathlib import Path
 
+from app.backends import BACKENDS, backend_for, load_model
 from scripts import latency
 from scripts.latency import SENTENCES, free_port, post
 from scripts.results import RESULTS, machine, save_json
@@ -28,16 +31,18 @@ ROOT = Path(__file__).resolve().parent.parent
 
 
 def measure_load(model: str) -> dict:
+    backend = backend_for(model)
     started = time.perf_counter()
-    import torch  # noqa: F401
-    import transformers  # noqa: F401
-
+    importlib.import_module(BACKENDS[backend])
     imported = time.perf_counter() - started
-    from app.classifier import Classifier
 
-    first = Classifier(model, device="cpu").load_seconds
-    repeat = Classifier(model, device="cpu").load_seconds
-    return {"import_seconds": round(imported, 3), "first_load_seconds": round(first, 3),
+    def load_and_answer() -> float:
+        started = time.perf_counter()
+        load_model(model, device="cpu").predict(["warm up"])
+        return time.perf_counter() - started
+
+    first, repeat = load_and_answer(), load_and_answer()
+    return {"backend": backend, "import_seconds": round(imported, 3), "first_load_seconds": round(first, 3),
             "load_seconds": round(repeat, 3)}
 
 
@@ -96,16 +101,18 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     load = measure_load(args.model)
     web = measure_http(args.model, args.requests, args.batches, args.max_seconds)
-    result = {"machine": machine(), "model": args.model, **load, **web}
-    save_json(RESULTS / "benchmark.json", result)
-    print(f"import torch+transformers : {load['import_seconds']:.2f} s")
-    print(f"model load (first/repeat) : {load['first_load_seconds']:.2f} s / {load['load_seconds']:.2f} s"
-          "   (first includes transformers' lazy imports)")
+    result = {"machine": machine(), "model": Path(args.model).name, **load, **web}
+    name = Path(args.model).name
+    out = RESULTS / ("benchmark.json" if name == "model" else f"benchmark-{name}.json")
+    save_json(out, result)
+    print(f"backend                   : {load['backend']}")
+    print(f"import the runtime        : {load['import_seconds']:.2f} s")
+    print(f"load + first answer       : {load['first_load_seconds']:.2f} s first, {load['load_seconds']:.2f} s repeat")
     print(f"/classify, 1 sentence     : p50 {web['p50_ms']:.1f} ms, p95 {web['p95_ms']:.1f} ms"
           f"  over {web['requests']} requests on 127.0.0.1")
     print(f"/classify, batch of 32    : {web['batch_ms']:.0f} ms per batch, "
           f"{web['batch_texts_per_second']:.0f} texts/s")
-    print(f"(written to {RESULTS / 'benchmark.json'})")
+    print(f"(written to {out})")
     return 0
 
 

@@ -134,6 +134,11 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
     return results
 
 
+def missing_models(variants: list[Variant]) -> list[str]:
+    """Model folders these variants copy that `make model` has not written yet."""
+    return sorted({f"{v.model_dir.name}/" for v in variants if not (v.model_dir / "config.json").exists()})
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
@@ -141,8 +146,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--cached", action="store_true", help="allow the build cache (not a cold build)")
     args = ap.parse_args(argv)
     variants = select(args.variants)
-    if not (ROOT / "model" / "config.json").exists():
-        print("error: model/ is missing: run `make model` first", file=sys.stderr)
+    if args.flavor != "cpu":
+        skipped = [v.name for v in variants if v.runtime != "torch"]
+        variants = [v for v in variants if v.runtime == "torch"]
+        if skipped:
+            log(f"FLAVOR={args.flavor} is a torch build: skipping {', '.join(skipped)}")
+    missing = missing_models(variants)
+    if missing:
+        print(f"error: {', '.join(missing)} missing: run `make model` first", file=sys.stderr)
         return 2
     try:
         results = build_all(variants, prepare(args.flavor), cached=args.cached)

@@ -6,6 +6,9 @@ folder that `from_pretrained(MODEL_DIR)` loads: config.json with id2label,
 model.safetensors, tokenizer files.
 
     python -m scripts.make_model --out model
+
+It then writes the ONNX forms of the same classifier beside it (scripts/export_onnx.py):
+model-onnx/ (fp32) and model-onnx-int8/ (int8, what onnx_image serves).
 """
 
 from __future__ import annotations
@@ -20,6 +23,7 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
+from scripts.export_onnx import FORMS, export_all
 from scripts.model_assets import CACHE, LABELS, ROOT, extract_encoder
 
 TRAINED_PART = ROOT / "model_parts" / "trained_top.safetensors"
@@ -88,11 +92,18 @@ def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--out", type=Path, default=ROOT / "model")
     ap.add_argument("--model-id", default="", help="download this hub model instead of assembling the embedded one")
+    ap.add_argument("--no-onnx", action="store_true", help=f"skip the ONNX forms ({', '.join(FORMS.values())})")
     args = ap.parse_args(argv)
     started = time.perf_counter()
     out = download(args.model_id, args.out) if args.model_id else assemble(args.out)
-    size = sum(p.stat().st_size for p in out.rglob("*") if p.is_file())
-    print(f"model ready in {out} ({size / 2**20:.1f} MiB) after {time.perf_counter() - started:.1f}s", file=sys.stderr)
+    folders = [out]
+    if not args.no_onnx:
+        print(f"model ready in {out}; exporting its ONNX forms ...", file=sys.stderr, flush=True)
+        folders += export_all(out, out.parent).values()
+    for folder in folders:
+        size = sum(p.stat().st_size for p in folder.rglob("*") if p.is_file())
+        print(f"{folder.name}: {size / 2**20:.1f} MiB", file=sys.stderr)
+    print(f"models ready after {time.perf_counter() - started:.1f}s", file=sys.stderr)
 
 
 if __name__ == "__main__":

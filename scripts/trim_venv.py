@@ -26,6 +26,9 @@ REMOVE = (
     "torch/test",  # C++ test executables
     "torch/lib/lib*test*.so",  # test-only libraries (jitbackend_test, torchbind_test)
     "*/tests",  # packages' own test suites (numpy, sympy, ...)
+    "numpy/f2py",  # Fortran wrapper generator: a build tool
+    # onnxruntime's offline tools (graph optimizers, quantization, converters); a session needs only capi/
+    "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
     "pip", "pip-*.dist-info",  # no installs at run time
     "setuptools", "setuptools-*.dist-info", "_distutils_hack", "distutils-precedence.pth",
 )
@@ -57,8 +60,8 @@ def trim(venv: Path) -> int:
                 shutil.rmtree(path)
             else:
                 path.unlink()
-    for script in ("pip", "pip3", "pip3.11"):  # entry points of the removed installer
-        (venv / "bin" / script).unlink(missing_ok=True)
+    for script in venv.glob("bin/pip*"):  # entry points of the removed installer
+        script.unlink()
     return freed
 
 

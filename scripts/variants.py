@@ -1,4 +1,4 @@
-"""The five packaging variants: the one place they are listed."""
+"""The packaging variants (five torch ones, one ONNX Runtime one): the one place they are listed."""
 
 from __future__ import annotations
 
@@ -16,10 +16,16 @@ class Variant:
     non_root: bool  # must the service run as a non-root user?
     shell: bool  # does the image keep a shell?
     python: tuple[str, ...] = ("python",)  # how `docker run IMAGE ...` reaches Python
+    runtime: str = "torch"  # the model runtime inside: torch (model/) or onnx (model-onnx-int8/)
 
     @property
     def dockerfile(self) -> Path:
         return ROOT / self.name / "Dockerfile"
+
+    @property
+    def model_dir(self) -> Path:
+        """The model folder the Dockerfile copies (written by `make model`)."""
+        return ROOT / ("model-onnx-int8" if self.runtime == "onnx" else "model")
 
     @property
     def image(self) -> str:
@@ -36,7 +42,10 @@ VARIANTS = (
     Variant("layered_image", "layers ordered OS -> deps -> model -> code", non_root=True, shell=True),
     # The distroless entry point is the venv's python, so arguments go straight to it.
     Variant("distroless_image", "distroless runtime, no shell, non-root", non_root=True, shell=False, python=()),
+    Variant("onnx_image", "ONNX Runtime + int8 model on distroless Debian 13, no torch", non_root=True, shell=False,
+            python=(), runtime="onnx"),
 )
+TORCH_VARIANTS = tuple(v for v in VARIANTS if v.runtime == "torch")
 BY_NAME = {v.name: v for v in VARIANTS}
 
 

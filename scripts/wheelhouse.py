@@ -23,16 +23,31 @@ import sys
 import threading
 from collections import defaultdict
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "wheelhouse"
-# Resolve for the oldest Python the images may run: Debian 12's 3.11.2 (stand-ins, distroless).
-# Official python:3.11 images are newer 3.11.x and accept the same wheels.
-TARGET_PYTHON = "3.11.2"
+
+
+@dataclass(frozen=True)
+class WheelSet:
+    """Wheels for one interpreter: the requirement files, resolved for that Python version."""
+
+    python: str
+    files: tuple[str, ...]
+    no_deps: bool = False  # the files list every dependency themselves (as the Dockerfile installs them)
+
+
+# Torch images: resolved for the oldest Python they may run, Debian 12's 3.11.2 (stand-ins,
+# distroless); official python:3.11 images are newer 3.11.x and accept the same wheels.
+# The ONNX image runs Debian 13's Python 3.13 and installs its pinned list with --no-deps.
+ONNX_SET = WheelSet("3.13", ("app/requirements-common.txt", "app/requirements-onnx.txt"), no_deps=True)
 REQUIREMENTS = {
-    "cpu": ["app/requirements.txt", "app/torch-cpu.txt", "app/requirements-dev-extras.txt"],
-    "cuda": ["app/requirements.txt", "app/torch-cuda.txt", "app/requirements-dev-extras.txt"],
+    "cpu": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cpu.txt",
+                                "app/requirements-dev-extras.txt")), ONNX_SET),
+    "cuda": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cuda.txt",
+                                 "app/requirements-dev-extras.txt")),),
 }
 
 
@@ -49,7 +64,7 @@ def stamp(flavor: str) -> Path:
 
 
 def requirements_digest(flavor: str) -> str:
-    return "\n".join([TARGET_PYTHON, *((ROOT / r).read_text() for r in REQUIREMENTS[flavor])])
+    return "\n".join(f"{ws}" + "".join((ROOT / r).read_text() for r in ws.files) for ws in REQUIREMENTS[flavor])
 
 
 def download(flavor: str) -> Path:
@@ -60,13 +75,15 @@ def download(flavor: str) -> Path:
         return WHEELHOUSE
     WHEELHOUSE.mkdir(exist_ok=True)
     log(f"downloading wheels for the {flavor} images into {WHEELHOUSE} (first time: several minutes) ...")
-    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", TARGET_PYTHON,
-           "--dest", str(WHEELHOUSE), "--progress-bar", "off"]
-    for req in REQUIREMENTS[flavor]:
-        cmd += ["-r", str(ROOT / req)]
-    proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, check=False)
-    if proc.returncode != 0:
-        raise SystemExit(f"pip download failed:\n{proc.stdout[-1500:]}\n{proc.stderr[-3000:]}")
+    for wheel_set in REQUIREMENTS[flavor]:
+        cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", wheel_set.python,
+               "--dest", str(WHEELHOUSE), "--progress-bar", "off", *(["--no-deps"] if wheel_set.no_deps else [])]
+        for req in wheel_set.files:
+            cmd += ["-r", str(ROOT / req)]
+        proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, check=False)
+        if proc.returncode != 0:
+            raise SystemExit(f"pip download (Python {wheel_set.python}) failed:\n{proc.stdout[-1500:]}\n"
+                             f"{proc.stderr[-3000:]}")
     write_index(WHEELHOUSE)
     stamp(flavor).write_text(digest)
     size = sum(p.stat().st_size for p in WHEELHOUSE.glob("*.whl"))

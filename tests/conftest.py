@@ -28,13 +28,33 @@ def make_tiny_model(path: Path) -> Path:
     return path
 
 
+def make_tiny_onnx(torch_dir: Path, out: Path, form: str = "fp32") -> Path:
+    """The ONNX form of a torch folder, made by the same code as `make model`."""
+    from scripts.export_onnx import write_folder
+
+    scratch = out.parent / f"{out.name}-scratch"
+    scratch.mkdir(parents=True, exist_ok=True)
+    return write_folder(torch_dir, out, form, scratch)
+
+
 @pytest.fixture(scope="session")
 def tiny_model_dir(tmp_path_factory) -> Path:
     return make_tiny_model(tmp_path_factory.mktemp("tiny-bert"))
 
 
 @pytest.fixture(scope="session")
-def tiny_classifier(tiny_model_dir):
-    from app.classifier import Classifier
+def tiny_onnx_dir(tmp_path_factory, tiny_model_dir) -> Path:
+    return make_tiny_onnx(tiny_model_dir, tmp_path_factory.mktemp("tiny-onnx") / "model-onnx")
 
-    return Classifier(str(tiny_model_dir), device="cpu", batch_size=4)
+
+@pytest.fixture(scope="session", params=["torch", "onnx"])
+def tiny_model_dirs(request, tiny_model_dir, tiny_onnx_dir) -> Path:
+    """The tiny model in each backend's form: tests that take it run once per backend."""
+    return tiny_model_dir if request.param == "torch" else tiny_onnx_dir
+
+
+@pytest.fixture(scope="session")
+def tiny_classifier(tiny_model_dirs):
+    from app.backends import load_model
+
+    return load_model(str(tiny_model_dirs), device="cpu", batch_size=4, threads=1)

@@ -6,7 +6,7 @@ import io
 
 import pytest
 
-from app.classifier import Prediction
+from app.backends import Prediction
 from app.server import create_app
 from app.settings import Settings
 
@@ -38,7 +38,9 @@ def test_ready_reports_model(client):
     assert body["status"] == "ready"
     assert body["labels"] == ["NEGATIVE", "POSITIVE"]
     assert body["device"] == "cpu"
-    assert body["torch"] and body["transformers"]
+    assert body["backend"] in {"torch", "onnx"} and body["threads"] == 1
+    runtime = {"torch": "torch", "onnx": "onnxruntime"}[body["backend"]]
+    assert body["versions"][runtime]
 
 
 def test_not_ready_without_model():

@@ -11,8 +11,8 @@ from app import predictor
 
 
 @pytest.fixture(autouse=True)
-def tiny_env(monkeypatch, tiny_model_dir):
-    monkeypatch.setenv("MODEL_DIR", str(tiny_model_dir))
+def tiny_env(monkeypatch, tiny_model_dirs):
+    monkeypatch.setenv("MODEL_DIR", str(tiny_model_dirs))
     monkeypatch.setenv("DEVICE", "cpu")
 
 
@@ -69,3 +69,17 @@ def test_bad_device_setting_is_a_clear_error(tmp_path, monkeypatch):
     monkeypatch.setenv("DEVICE", "tpu")
     with pytest.raises(SystemExit, match="DEVICE must be"):
         predictor.main([str(f)])
+
+
+def test_corrupt_onnx_model_exit_2(tmp_path, tiny_onnx_dir, monkeypatch, capsys):
+    import shutil
+
+    broken = tmp_path / "broken"
+    shutil.copytree(tiny_onnx_dir, broken)
+    (broken / "model.onnx").write_bytes(b"not a protobuf")
+    f = tmp_path / "t.txt"
+    f.write_text("hello\n")
+    monkeypatch.setenv("MODEL_DIR", str(broken))
+    assert predictor.main([str(f)]) == 2
+    err = capsys.readouterr().err
+    assert "cannot load model" in err and "Traceback" not in err

@@ -49,9 +49,9 @@ def test_assembled_folder_is_a_standard_classifier(embedded):
 
 
 def test_labels_on_clear_sentences(embedded):
-    from app.classifier import Classifier
+    from app.backends import load_model
 
-    clf = Classifier(str(embedded), device="cpu")
+    clf = load_model(str(embedded), device="cpu")
     assert clf.name == make_model.MODEL_NAME
     preds = clf.predict(CLEARLY_POSITIVE + CLEARLY_NEGATIVE)
     labels = [p.label for p in preds]
@@ -76,3 +76,17 @@ def test_assembly_never_leaves_a_half_folder(tmp_path, monkeypatch):
 
 def test_repo_does_not_track_full_weights():
     assert not (ROOT / "model").exists() or "model/" in (ROOT / ".gitignore").read_text()
+
+
+def test_onnx_forms_keep_labels_and_scores(embedded, tmp_path):
+    """The exported fp32 and int8 forms label the clear sentences as torch does, with close scores."""
+    from app.backends import load_model
+    from scripts.export_onnx import export_all
+
+    forms = export_all(embedded, tmp_path)
+    sentences = CLEARLY_POSITIVE + CLEARLY_NEGATIVE
+    reference = load_model(str(embedded), device="cpu").predict(sentences)
+    for form, tolerance in (("fp32", 1e-4), ("int8", 0.05)):
+        preds = load_model(str(forms[form]), device="cpu").predict(sentences)
+        assert [p.label for p in preds] == [p.label for p in reference], form
+        assert [p.score for p in preds] == pytest.approx([p.score for p in reference], abs=tolerance), form

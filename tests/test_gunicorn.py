@@ -17,9 +17,9 @@ from scripts.latency import free_port
 from scripts.model_assets import ROOT
 
 
-@pytest.fixture()
-def server():
-    model = ROOT / "model"
+@pytest.fixture(params=["model", "model-onnx-int8"])
+def server(request):
+    model = ROOT / request.param
     if not (model / "config.json").exists():
         pytest.fail("model/ is missing: `make unit` builds it first (make model)")
     port = free_port()
@@ -40,21 +40,22 @@ def server():
     else:
         proc.kill()
         pytest.fail("gunicorn did not become ready in 90 s")
-    yield proc, base
+    yield proc, base, request.param
     if proc.poll() is None:
         proc.kill()
         proc.wait()
 
 
 def test_ready_and_classifies(server):
-    _, base = server
+    _, base, folder = server
     with urllib.request.urlopen(f"{base}/readyz", timeout=5) as resp:
         ready = json.load(resp)
     assert ready["status"] == "ready" and ready["labels"] == ["NEGATIVE", "POSITIVE"]
+    assert ready["backend"] == ("onnx" if folder.startswith("model-onnx") else "torch")
 
 
 def test_sigterm_lets_the_in_flight_request_finish(server):
-    proc, base = server
+    proc, base, _ = server
     # 64 texts truncated to 512 tokens each: long enough to still be running when SIGTERM lands.
     body = json.dumps({"texts": ["a long and rather wonderful film " * 120] * 64}).encode()
     answer: dict = {}

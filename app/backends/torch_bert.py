@@ -1,9 +1,8 @@
-"""Load a sequence-classification model once and classify batches of text."""
+"""torch + transformers backend: AutoTokenizer + AutoModelForSequenceClassification from a folder or hub id."""
 
 from __future__ import annotations
 
 import time
-from dataclasses import dataclass
 from pathlib import Path
 
 import torch
@@ -11,13 +10,9 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
+from app.backends import BatchedClassifier, ModelLoadError, Prediction
+
 hf_logging.disable_progress_bar()  # a progress bar per load is noise in service logs
-
-
-@dataclass(frozen=True)
-class Prediction:
-    label: str
-    score: float
 
 
 def pick_device(requested: str) -> str:
@@ -26,18 +21,25 @@ def pick_device(requested: str) -> str:
     if requested == "auto":
         return "cuda" if has_cuda else "cpu"
     if requested == "cuda" and not has_cuda:
-        raise RuntimeError("DEVICE=cuda but torch sees no CUDA device")
+        raise ModelLoadError("DEVICE=cuda but torch sees no CUDA device")
     return requested
 
 
-class Classifier:
+class Classifier(BatchedClassifier):
     """Tokenizer + AutoModelForSequenceClassification from a folder or model id."""
 
-    def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32) -> None:
+    def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32, threads: int = 1) -> None:
+        super().__init__()
         started = time.perf_counter()
         self.device = pick_device(device)
-        self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
-        self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        # Explicit, not torch's default (all physical cores), so it matches what the container is given.
+        torch.set_num_threads(threads)
+        self.threads = threads
+        try:
+            self.tokenizer = AutoTokenizer.from_pretrained(model_dir)
+            self.model = AutoModelForSequenceClassification.from_pretrained(model_dir)
+        except (OSError, ValueError) as exc:
+            raise ModelLoadError(str(exc)) from exc
         self.model.to(self.device).eval()
         config = self.model.config
         self.labels = [config.id2label[i] for i in range(config.num_labels)]
@@ -54,21 +56,11 @@ class Classifier:
             "labels": self.labels,
             "device": self.device,
             "max_length": self.max_length,
-            "torch": torch.__version__,
-            "transformers": transformers.__version__,
+            "backend": "torch",
+            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
+            "threads": self.threads,
             "load_seconds": round(self.load_seconds, 3),
         }
-
-    def predict(self, texts: list[str]) -> list[Prediction]:
-        """Classify texts in batches; long inputs are truncated to max_length."""
-        # Batch similar lengths together so padding stays small, then restore order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
-        results: list[Prediction | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
-            for i, pred in zip(idx, self._predict_batch([texts[i] for i in idx]), strict=True):
-                results[i] = pred
-        return results  # type: ignore[return-value]
 
     @torch.inference_mode()
     def _predict_batch(self, texts: list[str]) -> list[Prediction]:
@@ -77,3 +69,7 @@ class Classifier:
         probs = self.model(**enc).logits.float().softmax(dim=-1)
         scores, ids = probs.max(dim=-1)
         return [Prediction(self.labels[i], round(s, 6)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
+
+
+def load(model_dir: str, *, device: str, batch_size: int, threads: int) -> Classifier:
+    return Classifier(model_dir, device=device, batch_size=batch_size, threads=threads)

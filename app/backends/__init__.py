@@ -1,0 +1,99 @@
+"""Model backends: one small interface (predict, describe), one module per runtime.
+
+The HTTP layer and the CLI only see this module. The runtime is chosen from the
+model folder (a model.onnx inside -> ONNX Runtime, else torch + transformers) or
+forced with BACKEND=torch|onnx; each backend module is imported only when chosen,
+so an image without torch never tries to import it.
+"""
+
+from __future__ import annotations
+
+import importlib
+import json
+import os
+import threading
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Protocol
+
+BACKENDS = {"torch": "app.backends.torch_bert", "onnx": "app.backends.onnx_bert"}
+ONNX_FILE = "model.onnx"
+
+
+class ModelLoadError(Exception):
+    """The model folder cannot be loaded by the chosen backend (missing, corrupt, wrong runtime)."""
+
+
+@dataclass(frozen=True)
+class Prediction:
+    label: str
+    score: float
+
+
+class Model(Protocol):
+    name: str
+    device: str
+
+    def describe(self) -> dict: ...
+    def predict(self, texts: list[str]) -> list[Prediction]: ...
+
+
+def backend_for(model_dir: str, requested: str = "auto") -> str:
+    """torch | onnx: the requested one, or the one the folder's files call for."""
+    if requested != "auto":
+        return requested
+    return "onnx" if (Path(model_dir) / ONNX_FILE).is_file() else "torch"
+
+
+def available_cpus() -> int:
+    """CPUs this process may run on (the affinity mask, which `docker run --cpuset-cpus` narrows)."""
+    try:
+        return len(os.sched_getaffinity(0))
+    except AttributeError:  # not Linux
+        return os.cpu_count() or 1
+
+
+def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", batch_size: int = 32,
+               threads: int = 0) -> Model:
+    """Load model_dir with its backend; threads=0 means one per available CPU."""
+    name = backend_for(model_dir, backend)
+    module = importlib.import_module(BACKENDS[name])
+    return module.load(model_dir, device=device, batch_size=batch_size, threads=threads or available_cpus())
+
+
+def max_input_length(model_dir: Path, config: dict) -> int:
+    """Longest input the model accepts: the tokenizer's limit may be a huge sentinel."""
+    limit = config.get("max_position_embeddings", 512)
+    tok_config = model_dir / "tokenizer_config.json"
+    if tok_config.is_file():
+        limit = min(limit, int(json.loads(tok_config.read_text()).get("model_max_length", limit)))
+    return limit
+
+
+class BatchedClassifier:
+    """What every backend shares: length-sorted batches, order restored, one forward pass at a time.
+
+    Forward passes are serialised per process: each already uses every inference thread, so two
+    at once on the same cores only make both slower. Subclasses implement _predict_batch.
+    """
+
+    batch_size: int = 32
+
+    def __init__(self) -> None:
+        self._forward_lock = threading.Lock()
+
+    def predict(self, texts: list[str]) -> list[Prediction]:
+        """Classify texts in batches; long inputs are truncated to the model's limit."""
+        # Batch similar lengths together so padding stays small, then restore order.
+        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        results: list[Prediction | None] = [None] * len(texts)
+        for start in range(0, len(order), self.batch_size):
+            idx = order[start:start + self.batch_size]
+            with self._forward_lock:
+                batch = self._predict_batch([texts[i] for i in idx])
+            for i, pred in zip(idx, batch, strict=True):
+                results[i] = pred
+        return results  # type: ignore[return-value]
+
+    def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+        raise NotImplementedError

@@ -1,0 +1,114 @@
+"""ONNX Runtime backend: a model.onnx + tokenizer.json folder; imports neither torch nor transformers.
+
+The folder is what `make model` writes to model-onnx/ and model-onnx-int8/: model.onnx
+(inputs input_ids, attention_mask, token_type_ids as int64; output logits), the
+tokenizer.json of the torch folder, and its config.json for labels and limits.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import threading
+import time
+from pathlib import Path
+
+import numpy as np
+import onnxruntime as ort
+import tokenizers
+from tokenizers import Tokenizer
+
+from app.backends import ONNX_FILE, BatchedClassifier, ModelLoadError, Prediction, max_input_length
+
+GPU_PROVIDER = "CUDAExecutionProvider"
+
+
+def pick_device(requested: str) -> str:
+    """auto -> cuda when this onnxruntime build has the CUDA provider, else cpu."""
+    has_cuda = GPU_PROVIDER in ort.get_available_providers()
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if requested == "cuda" and not has_cuda:
+        raise ModelLoadError("DEVICE=cuda but this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
+    return requested
+
+
+class OnnxClassifier(BatchedClassifier):
+    def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32, threads: int = 1) -> None:
+        super().__init__()
+        started = time.perf_counter()
+        folder = Path(model_dir)
+        self.path = folder / ONNX_FILE
+        try:
+            config = json.loads((folder / "config.json").read_text())
+            self.tokenizer = Tokenizer.from_file(str(folder / "tokenizer.json"))
+        except Exception as exc:  # tokenizers raises a bare Exception on bad JSON
+            raise ModelLoadError(f"{model_dir} is not an ONNX model folder: {exc}") from exc
+        if not self.path.is_file():
+            raise ModelLoadError(f"no {ONNX_FILE} in {model_dir}")
+        self.device = pick_device(device)
+        self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
+        self.max_length = max_input_length(folder, config)
+        # tokenizer.json may fix padding at a length (this one pads to 128): pad to the batch's longest instead.
+        pad = config.get("pad_token_id", 0)
+        self.tokenizer.enable_truncation(self.max_length)
+        self.tokenizer.enable_padding(pad_id=pad, pad_token=self.tokenizer.id_to_token(pad) or "[PAD]")
+        self.name = config.get("model_name") or folder.name
+        self.batch_size = batch_size
+        self.threads = threads
+        self._session: ort.InferenceSession | None = None
+        self._session_pid = 0
+        self._session_lock = threading.Lock()
+        self.load_seconds = time.perf_counter() - started
+
+    def session(self) -> ort.InferenceSession:
+        """The process's session, created on first use.
+
+        Not created before gunicorn forks its workers: ORT's thread pool does not survive a fork
+        (the worker would run single-threaded), and the master never runs the model.
+        """
+        with self._session_lock:
+            if self._session is None or self._session_pid != os.getpid():
+                started = time.perf_counter()
+                options = ort.SessionOptions()
+                options.intra_op_num_threads = self.threads
+                options.inter_op_num_threads = 1
+                providers = ["CPUExecutionProvider"]
+                if self.device == "cuda":
+                    providers.insert(0, GPU_PROVIDER)
+                try:
+                    self._session = ort.InferenceSession(str(self.path), options, providers=providers)
+                except Exception as exc:  # onnxruntime's errors are pybind types without a common base
+                    raise ModelLoadError(f"onnxruntime cannot load {self.path}: {exc}") from exc
+                self._session_pid = os.getpid()
+                self._inputs = [i.name for i in self._session.get_inputs()]
+                self.load_seconds += time.perf_counter() - started
+            return self._session
+
+    def describe(self) -> dict:
+        return {
+            "model": self.name,
+            "labels": self.labels,
+            "device": self.device,
+            "max_length": self.max_length,
+            "backend": "onnx",
+            "versions": {"onnxruntime": ort.__version__, "tokenizers": tokenizers.__version__,
+                         "numpy": np.__version__},
+            "threads": self.threads,
+            "load_seconds": round(self.load_seconds, 3),
+        }
+
+    def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+        session = self.session()
+        encodings = self.tokenizer.encode_batch(texts)
+        columns = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
+                   "token_type_ids": [e.type_ids for e in encodings]}
+        logits = session.run(None, {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs})[0]
+        exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
+        probs = exp / exp.sum(axis=-1, keepdims=True)
+        ids = probs.argmax(axis=-1)
+        return [Prediction(self.labels[i], round(float(p[i]), 6)) for i, p in zip(ids.tolist(), probs, strict=True)]
+
+
+def load(model_dir: str, *, device: str, batch_size: int, threads: int) -> OnnxClassifier:
+    return OnnxClassifier(model_dir, device=device, batch_size=batch_size, threads=threads)
