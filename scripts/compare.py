@@ -3,11 +3,13 @@
     python -m scripts.compare [--variants ...] [--skip push,rebuild,diagnose]
 
 Builds what is missing (as `make build-all` does), then per variant: size and layer
-count; compressed push size to a local registry on 127.0.0.1 and pull time into an
-empty second engine; rebuild time after a one-line app/ edit and after a model change
-(made on a scratch copy of the build context, never on your tree); cold start (median
-of 3 fresh containers); idle memory; single-sentence latency p50/p95 (200 requests);
-hygiene (root, shell, OS packages, wasted bytes ours and dive's).
+count; compressed push size to a local registry on 127.0.0.1, pull time into an empty
+second engine, and the fresh-node time (that pull, then `docker run` there until the
+first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
+one-line app/ edit and after a model change (made on a scratch copy of the build
+context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
+and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
+(root, shell, OS packages, wasted bytes ours and dive's).
 
 Writes results/compare.json (every raw figure + the machine), results/compare.md
 (table with ratios to naive) and results/compare.png, and prints the table.
@@ -26,9 +28,10 @@ import urllib.error
 from pathlib import Path
 
 from scripts import latency, registry
-from scripts.build import BUILD_JSON, BuildError, build_all, build_image, prepare, trim_build_cache
+from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker
+from scripts.latency import free_port
 from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.smoke import Container, classify, has_shell, process_uids
@@ -36,7 +39,7 @@ from scripts.variants import ROOT, Variant, select
 from scripts.wheelhouse import serve
 
 STEPS = ("push", "rebuild", "start", "diagnose")
-CONTEXT_PATHS = ("app", "model", "sample_data", "scripts/trim_venv.py", ".dockerignore")
+CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/trim_venv.py", ".dockerignore")
 
 
 def log(msg: str) -> None:
@@ -53,26 +56,38 @@ def parse_mem(text: str) -> int:
     raise ValueError(f"unrecognised memory figure {text!r}")
 
 
-def first_classify_seconds(image: str, timeout: float = 180) -> float:
+def wait_first_classify(container: Container, started: float, timeout: float = 180) -> float:
+    """Seconds from started (a perf_counter reading) to the container's first 200 from /classify."""
+    while time.perf_counter() - started < timeout:
+        try:
+            if classify(container.base_url, "I love this movie")[0] == 200:
+                return time.perf_counter() - started
+        except (OSError, urllib.error.URLError):
+            pass
+        if not container.running():
+            raise EngineError(f"{container.image} exited during start-up:\n{container.logs()}")
+        time.sleep(0.05)
+    raise EngineError(f"{container.image}: no /classify answer within {timeout:.0f}s")
+
+
+def first_classify_seconds(image: str) -> float:
     """From `docker run` to the first 200 answer of /classify, in a fresh container."""
     started = time.perf_counter()
     container = Container(image).start()
     try:
-        while time.perf_counter() - started < timeout:
-            try:
-                if classify(container.base_url, "I love this movie")[0] == 200:
-                    return time.perf_counter() - started
-            except (OSError, urllib.error.URLError):
-                pass
-            if not container.running():
-                raise EngineError(f"{image} exited during start-up:\n{container.logs()}")
-            time.sleep(0.05)
-        raise EngineError(f"{image}: no /classify answer within {timeout:.0f}s")
+        return wait_first_classify(container, started)
     finally:
         container.remove()
 
 
-def runtime_figures(variant: Variant, runs: int = 3) -> dict:
+def start_runs() -> int:
+    raw = os.environ.get("START_RUNS", "5").strip() or "5"
+    if not raw.isdigit() or int(raw) < 1:
+        raise SystemExit(f"START_RUNS must be a whole number >= 1, got {raw!r}")
+    return int(raw)
+
+
+def runtime_figures(variant: Variant, runs: int = 5) -> dict:
     starts = [first_classify_seconds(variant.image) for _ in range(runs)]
     container = Container(variant.image).start()
     try:
@@ -85,6 +100,7 @@ def runtime_figures(variant: Variant, runs: int = 3) -> dict:
     finally:
         container.remove()
     return {"cold_start_seconds": round(statistics.median(starts), 2), "cold_start_runs": [round(s, 2) for s in starts],
+            "cold_start_min_seconds": round(min(starts), 2), "cold_start_max_seconds": round(max(starts), 2),
             "idle_memory_bytes": parse_mem(mem), "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
             **figures}
 
@@ -100,13 +116,34 @@ def push_and_pull(variants: list[Variant]) -> dict[str, dict]:
             docker("push", ref, timeout=1800)
             push_seconds = time.perf_counter() - started
             pushed, layers = registry.pushed_bytes(reg, "bert-classifier", v.name)
-            pull_seconds = registry.timed_pull(scratch, ref)
+            pull_seconds, fresh_seconds = fresh_node(scratch, ref)
             docker("rmi", ref, check=False)
             out[v.name] = {"push_bytes": pushed, "push_seconds": round(push_seconds, 1),
-                           "pull_seconds": round(pull_seconds, 1), "pushed_layers": layers}
+                           "pull_seconds": round(pull_seconds, 1), "pushed_layers": layers,
+                           "fresh_node_seconds": round(fresh_seconds, 1)}
             log(f"{v.name}: pushed {human_bytes(pushed)} compressed in {push_seconds:.0f}s, "
-                f"pulled into an empty engine in {pull_seconds:.0f}s")
+                f"pulled into an empty engine in {pull_seconds:.0f}s, first answer there after {fresh_seconds:.1f}s")
     return out
+
+
+def fresh_node(scratch: str, ref: str) -> tuple[float, float]:
+    """(pull seconds, pull + run to first /classify seconds) on the empty scratch engine; one run.
+
+    The container uses the scratch engine's host network (it has no bridge of its own), with
+    gunicorn bound to 127.0.0.1 on a free port; the image is removed afterwards, so the next
+    variant pulls into an empty engine again.
+    """
+    started = time.perf_counter()
+    pull_seconds = registry.pull(scratch, ref)
+    port = free_port()
+    container = Container(ref, ["--network", "host", "-e", f"GUNICORN_CMD_ARGS=--bind 127.0.0.1:{port}"],
+                          host=scratch).start(publish=False)
+    container.base_url = f"http://127.0.0.1:{port}"
+    try:
+        return pull_seconds, wait_first_classify(container, started)
+    finally:
+        container.remove()
+        registry.remove_all(scratch)
 
 
 def scratch_context(dest: Path, variants: list[Variant]) -> Path:
@@ -121,7 +158,9 @@ def scratch_context(dest: Path, variants: list[Variant]) -> Path:
             shutil.copy2(src, target)
     for v in variants:
         (dest / v.name).mkdir(exist_ok=True)
-        shutil.copy2(v.dockerfile, dest / v.name / "Dockerfile")
+        for name in ("Dockerfile", "Dockerfile.dockerignore"):  # a variant may have its own ignore list
+            if (v.dockerfile.parent / name).exists():
+                shutil.copy2(v.dockerfile.parent / name, dest / v.name / name)
     return dest
 
 
@@ -144,7 +183,8 @@ def rebuild_times(variants: list[Variant], setup) -> dict[str, dict]:
             for v in variants:
                 out[v.name]["rebuild_app_seconds"] = round(build(v), 1)
                 log(f"{v.name}: rebuilt after an app/ edit in {out[v.name]['rebuild_app_seconds']}s")
-            (ctx / "model" / "ORIGIN.json").write_text((ctx / "model" / "ORIGIN.json").read_text() + "\n")
+            for origin in {ctx / v.model_dir.name / "ORIGIN.json" for v in variants}:
+                origin.write_text(origin.read_text() + "\n")
             for v in variants:
                 out[v.name]["rebuild_model_seconds"] = round(build(v), 1)
                 log(f"{v.name}: rebuilt after a model change in {out[v.name]['rebuild_model_seconds']}s")
@@ -174,9 +214,10 @@ def main(argv: list[str] | None = None) -> int:
     if skip - set(STEPS):
         print(f"error: unknown step(s) {sorted(skip - set(STEPS))}; choose from {', '.join(STEPS)}", file=sys.stderr)
         return 2
-    if not (ROOT / "model" / "config.json").exists():
-        print("error: model/ is missing: run `make model` first", file=sys.stderr)
+    if missing_models(variants):
+        print(f"error: {', '.join(missing_models(variants))} missing: run `make model` first", file=sys.stderr)
         return 2
+    runs = start_runs()
     try:
         setup = prepare()
         builds = load_json(BUILD_JSON).get("variants", {})
@@ -198,8 +239,8 @@ def main(argv: list[str] | None = None) -> int:
                 data[name].update(figures)
         for n, v in enumerate(variants, 1):
             if "start" not in skip:
-                log(f"({n}/{len(variants)}) {v.name}: cold start x3, memory, latency ...")
-                data[v.name].update(runtime_figures(v))
+                log(f"({n}/{len(variants)}) {v.name}: cold start x{runs}, memory, latency ...")
+                data[v.name].update(runtime_figures(v, runs))
             if "diagnose" not in skip:
                 log(f"({n}/{len(variants)}) {v.name}: docker save + layer analysis + dive ...")
                 data[v.name].update(hygiene(v))

@@ -78,10 +78,12 @@ def buildkit_client() -> str:
     )
 
 
-def docker(*args: str, timeout: float = 120, check: bool = True) -> subprocess.CompletedProcess:
-    """Run the chosen client with BuildKit enabled; return the completed process."""
+def docker(*args: str, timeout: float = 120, check: bool = True,
+           host: str | None = None) -> subprocess.CompletedProcess:
+    """Run the chosen client with BuildKit enabled (against host, e.g. a scratch engine, if given)."""
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
-    proc = subprocess.run([buildkit_client(), *args], capture_output=True, text=True,
+    prefix = [buildkit_client(), *(["--host", host] if host else [])]
+    proc = subprocess.run([*prefix, *args], capture_output=True, text=True,
                           timeout=timeout, env=env, check=False)
     if check and proc.returncode != 0:
         raise EngineError(f"docker {' '.join(args[:3])} failed: {proc.stderr.strip()[-2000:]}")

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import shutil
 import subprocess
 import tempfile
@@ -19,7 +18,7 @@ import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
-from scripts.engine import EngineError, apt_install
+from scripts.engine import EngineError, apt_install, docker
 from scripts.latency import free_port
 
 SCRATCH_BRIDGE = "br-scratch"
@@ -80,25 +79,25 @@ def pushed_bytes(registry: str, repo: str, tag: str) -> tuple[int, int]:
 
 
 @contextlib.contextmanager
-def scratch_engine() -> Iterator[list[str]]:
-    """A second, empty dockerd; yields the docker CLI prefix that talks to it."""
+def scratch_engine() -> Iterator[str]:
+    """A second, empty dockerd; yields its host address for `docker --host` (engine.docker's host=)."""
     client = shutil.which("docker") or "/usr/bin/docker"
     root = Path(tempfile.mkdtemp(prefix="scratch-engine-", dir="/var/tmp"))
     sock = root / "docker.sock"
     log = root / "dockerd.log"
     # Its own bridge: `--bridge=none` would make dockerd delete the main engine's docker0.
-    # No container runs in this engine; the bridge only has to exist.
+    # Containers here use the host network (compare's fresh-node run); the bridge only has to exist.
     subprocess.run(["ip", "link", "add", SCRATCH_BRIDGE, "type", "bridge"], capture_output=True)
     cmd = ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
            "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}",
            "--bridge", SCRATCH_BRIDGE, "--iptables=false", "--ip-masq=false"]
     with log.open("wb") as out:
         proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    prefix = [client, "--host", f"unix://{sock}"]
+    host = f"unix://{sock}"
     try:
-        _wait(lambda: subprocess.run([*prefix, "info"], capture_output=True).returncode == 0, 60,
+        _wait(lambda: subprocess.run([client, "--host", host, "info"], capture_output=True).returncode == 0, 60,
               "scratch dockerd", log)
-        yield prefix
+        yield host
     finally:
         proc.terminate()
         try:
@@ -110,14 +109,19 @@ def scratch_engine() -> Iterator[list[str]]:
         shutil.rmtree(root, ignore_errors=True)
 
 
-def timed_pull(prefix: list[str], ref: str, timeout: float = 900) -> float:
-    """Seconds to pull ref into the scratch engine from empty; the image is removed after."""
-    env = {k: v for k, v in os.environ.items() if k != "DOCKER_HOST"}
+def pull(host: str, ref: str, timeout: float = 900) -> float:
+    """Seconds to pull ref into the engine at host (the scratch engine: empty before each pull)."""
     started = time.perf_counter()
-    proc = subprocess.run([*prefix, "pull", "--quiet", ref], capture_output=True, text=True, timeout=timeout, env=env)
-    elapsed = time.perf_counter() - started
-    if proc.returncode != 0:
-        raise EngineError(f"pull of {ref} into the scratch engine failed: {proc.stderr[-800:]}")
-    subprocess.run([*prefix, "rmi", "-f", ref], capture_output=True, env=env)
-    subprocess.run([*prefix, "image", "prune", "-af"], capture_output=True, env=env)
-    return elapsed
+    try:
+        docker("pull", "--quiet", ref, timeout=timeout, host=host)
+    except EngineError as exc:
+        raise EngineError(f"pull of {ref} into the scratch engine failed: {exc}") from None
+    return time.perf_counter() - started
+
+
+def remove_all(host: str) -> None:
+    """Empty the scratch engine again: containers, then every image."""
+    ids = docker("ps", "-aq", host=host, check=False).stdout.split()
+    if ids:
+        docker("rm", "-f", *ids, host=host, check=False)
+    docker("image", "prune", "-af", host=host, check=False, timeout=300)

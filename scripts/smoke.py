@@ -61,21 +61,25 @@ class Container:
 
     image: str
     extra: list[str] = field(default_factory=list)
+    host: str | None = None  # another engine (compare's scratch engine); None: the usual one
     id: str = ""
     base_url: str = ""
 
-    def start(self) -> Container:
-        self.id = docker("run", "-d", "--read-only", "--tmpfs", "/tmp", "-p", "127.0.0.1::8000",
-                         *self.extra, self.image).stdout.strip()
-        port = docker("port", self.id, "8000/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
-        self.base_url = f"http://127.0.0.1:{port}"
+    def start(self, publish: bool = True) -> Container:
+        """Run detached; publish=False when extra brings its own networking (base_url is then yours to set)."""
+        ports = ["-p", "127.0.0.1::8000"] if publish else []
+        self.id = docker("run", "-d", "--read-only", "--tmpfs", "/tmp", *ports, *self.extra, self.image,
+                         host=self.host).stdout.strip()
+        if publish:
+            port = docker("port", self.id, "8000/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
+            self.base_url = f"http://127.0.0.1:{port}"
         return self
 
     def running(self) -> bool:
-        return docker("inspect", "--format", "{{.State.Running}}", self.id).stdout.strip() == "true"
+        return docker("inspect", "--format", "{{.State.Running}}", self.id, host=self.host).stdout.strip() == "true"
 
     def logs(self, lines: int = 30) -> str:
-        proc = docker("logs", "--tail", str(lines), self.id, check=False)
+        proc = docker("logs", "--tail", str(lines), self.id, check=False, host=self.host)
         return (proc.stdout + proc.stderr).strip()
 
     def wait_ready(self, timeout: float = 180) -> float:
@@ -94,7 +98,7 @@ class Container:
 
     def remove(self) -> None:
         if self.id:
-            docker("rm", "-f", self.id, check=False)
+            docker("rm", "-f", self.id, check=False, host=self.host)
 
 
 def process_uids(container_id: str) -> set[int]:
@@ -128,6 +132,9 @@ def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
         base = container.base_url
         status, ready = http("GET", f"{base}/readyz")
         result["device"] = ready.get("device")
+        result["backend"] = ready.get("backend")
+        check(ready.get("backend") == variant.runtime,
+              f"backend is {ready.get('backend')!r}, expected {variant.runtime!r}")
         if gpu:
             check(ready.get("device") == "cuda", f"device is {ready.get('device')!r}, expected 'cuda'")
         for text, want in ((POSITIVE, "POSITIVE"), (NEGATIVE, "NEGATIVE")):
