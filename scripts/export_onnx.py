@@ -47,7 +47,7 @@ def export_fp32(torch_dir: Path, onnx_path: Path) -> None:
 def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     """Weights to int8 per output channel, activations quantized at run time (no calibration data).
 
-    Per-channel keeps held-out accuracy within 0.002 of fp32 here; per-tensor lost 0.015.
+    Per-channel keeps held-out accuracy within 0.002 of fp32 here (0.8196); one scale per tensor lost 0.016 (0.8052).
     """
     import logging
 
@@ -55,6 +55,24 @@ def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
 
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" hint: that step fails on BERT
     quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8)
+
+
+def optimize_offline(path: Path) -> None:
+    """Apply ONNX Runtime's graph fusions once, here, instead of at every session start.
+
+    Extended level: fusions (attention, layer norm, GELU, ...) valid on any x86/ARM CPU; the
+    hardware-specific layout passes of the "all" level still run at load. About 50 ms off each
+    session start on this model, with the same predictions. Needs the onnxruntime version that
+    serves it, which app/requirements-onnx.txt pins for both the images and this venv.
+    """
+    import onnxruntime as ort
+
+    options = ort.SessionOptions()
+    options.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_EXTENDED
+    optimized = path.with_name("optimized.onnx")
+    options.optimized_model_filepath = str(optimized)
+    ort.InferenceSession(str(path), options, providers=["CPUExecutionProvider"])
+    optimized.replace(path)
 
 
 def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
@@ -67,13 +85,15 @@ def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
         export_fp32(torch_dir, fp32)
     if form == "int8":
         quantize_int8(fp32, tmp / ONNX_FILE)
+        optimize_offline(tmp / ONNX_FILE)
     else:
         shutil.copy2(fp32, tmp / ONNX_FILE)
     for name in COPIED:
         if (torch_dir / name).exists():
             shutil.copy2(torch_dir / name, tmp / name)
     origin = {"exported_from": torch_dir.name, "form": form, "opset": OPSET, "exporter": "torch.onnx (TorchScript)",
-              "quantization": "dynamic, int8 weights per channel" if form == "int8" else None}
+              "quantization": "dynamic, int8 weights per channel" if form == "int8" else None,
+              "optimized_offline": "onnxruntime extended level" if form == "int8" else None}
     (tmp / "ORIGIN.json").write_text(json.dumps(origin, indent=2) + "\n")
     for f in tmp.iterdir():
         f.chmod(0o644)  # images run as non-root users

@@ -29,6 +29,8 @@ REMOVE = (
     "numpy/f2py",  # Fortran wrapper generator: a build tool
     # onnxruntime's offline tools (graph optimizers, quantization, converters); a session needs only capi/
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
+    # the C API library for native programs; the Python binding links the whole runtime in itself
+    "onnxruntime/capi/libonnxruntime.so.*",
     "pip", "pip-*.dist-info",  # no installs at run time
     "setuptools", "setuptools-*.dist-info", "_distutils_hack", "distutils-precedence.pth",
 )

@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scripts.compare import CONTEXT_PATHS, parse_mem, scratch_context
+import pytest
+
+from scripts.compare import CONTEXT_PATHS, parse_mem, scratch_context, start_runs
 from scripts.report import METRICS, chart, markdown
 from scripts.variants import ROOT, VARIANTS
 
@@ -41,6 +43,17 @@ def test_scratch_context_copies_and_never_touches_the_tree(tmp_path):
     for rel in CONTEXT_PATHS:
         assert (ctx / rel).exists()
     assert all((ctx / v.name / "Dockerfile").read_text() == v.dockerfile.read_text() for v in VARIANTS)
+    assert (ctx / "onnx_image" / "Dockerfile.dockerignore").exists()  # its own context allowlist comes along
     original = (ROOT / "app" / "server.py").read_text()
     (ctx / "app" / "server.py").write_text(original + "# edit\n")
     assert (ROOT / "app" / "server.py").read_text() == original
+
+
+def test_start_runs_setting(monkeypatch):
+    monkeypatch.delenv("START_RUNS", raising=False)
+    assert start_runs() == 5
+    monkeypatch.setenv("START_RUNS", "9")
+    assert start_runs() == 9
+    monkeypatch.setenv("START_RUNS", "0")
+    with pytest.raises(SystemExit, match="START_RUNS"):
+        start_runs()

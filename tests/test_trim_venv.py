@@ -8,21 +8,25 @@ from scripts.trim_venv import trim
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
     site = tmp_path / "lib/python3.11/site-packages"
     keep = ["torch/lib/libtorch_cpu.so", "torch/__init__.py", "torch/bin/torch_shm_manager",
-            "torch/testing/__init__.py", "numpy/core/x.py"]
+            "torch/testing/__init__.py", "numpy/core/x.py", "onnxruntime/capi/onnxruntime_pybind11_state.so"]
     drop = ["torch/include/ATen/x.h", "torch/bin/protoc", "torch/bin/test_jit", "torch/bin/TCPStoreTest",
-            "torch/test/t", "torch/lib/libtorchbind_test.so",
+            "torch/test/t", "torch/lib/libtorchbind_test.so", "numpy/f2py/__init__.py",
+            "onnxruntime/transformers/optimizer.py", "onnxruntime/quantization/quantize.py",
+            "onnxruntime/capi/libonnxruntime.so.1.32.0",
             "numpy/tests/test_a.py", "pip/__init__.py", "pip-24.0.dist-info/RECORD"]
     for rel in keep + drop:
         (site / rel).parent.mkdir(parents=True, exist_ok=True)
         (site / rel).write_bytes(b"x" * 10)
     (tmp_path / "bin").mkdir()
     (tmp_path / "bin/pip").write_text("#!")
+    (tmp_path / "bin/pip3.13").write_text("#!")
     (tmp_path / "bin/python").write_text("#!")
     freed = trim(tmp_path)
     assert freed == 10 * len(drop)
     assert all((site / rel).exists() for rel in keep)
     assert not any((site / rel).exists() for rel in drop)
     assert (tmp_path / "bin/python").exists() and not (tmp_path / "bin/pip").exists()
+    assert not (tmp_path / "bin/pip3.13").exists()
 
 
 def test_bytecode_only_keeps_modules_importable(tmp_path, monkeypatch):

@@ -17,6 +17,9 @@ from pathlib import Path
 from typing import Protocol
 
 BACKENDS = {"torch": "app.backends.torch_bert", "onnx": "app.backends.onnx_bert"}
+# Official onnxruntime builds send usage telemetry on Linux too (1.2x+) unless this is set before
+# it initialises; a service should not phone home by default. ORT_DISABLE_TELEMETRY=0 opts back in.
+os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
 ONNX_FILE = "model.onnx"
 
 
