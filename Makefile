@@ -60,7 +60,7 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.compare
 
-diagnose: $(VENV_STAMP)  ## where the bytes are: VARIANT=<name> or IMAGE=<ref>
+diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
 	$(PY) -m scripts.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles

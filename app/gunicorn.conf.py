@@ -26,6 +26,7 @@ ensure_writable_tempdir()
 
 
 def post_worker_init(worker):
-    # Warm up in each worker (not the master: OpenMP pools do not survive fork),
-    # so the first real request is not the slow one.
+    # Warm up in each worker (not the master: torch's OpenMP pool and ONNX Runtime's thread
+    # pool do not survive fork; the ONNX backend creates its session here), so the first
+    # real request is not the slow one.
     worker.wsgi.extensions["model"].predict(["warm up"])

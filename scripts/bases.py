@@ -60,8 +60,9 @@ PIP_LIKE_OFFICIAL = (  # official images let pip install into the system Python 
 DISTROLESS_HOOK_TEMPLATE = r"""set -e
 r="$1"
 mkdir -p "$r/var/lib/dpkg/status.d"
+# One file per package with its whole control stanza (Installed-Size included), as distroless writes them.
 for deb in "$r"/var/cache/apt/archives/*.deb; do
-  dpkg-deb -f "$deb" Package Version Architecture > "$r/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"
+  dpkg-deb -f "$deb" > "$r/var/lib/dpkg/status.d/$(dpkg-deb -f "$deb" Package)"
 done
 cat "$r"/usr/share/ca-certificates/*/*.crt > "$r/etc/ssl/certs/ca-certificates.crt"
 rm -rf "$r"/bin "$r"/sbin "$r"/usr/sbin "$r"/usr/share/doc "$r"/usr/share/man "$r"/usr/share/info \

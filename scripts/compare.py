@@ -12,7 +12,8 @@ and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygi
 (root, shell, OS packages, wasted bytes ours and dive's).
 
 Writes results/compare.json (every raw figure + the machine), results/compare.md
-(table with ratios to naive) and results/compare.png, and prints the table.
+(table with ratios to naive), results/compare.png and results/composition.png (where
+each image's bytes are, in the same categories), and prints the table.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from pathlib import Path
 
 from scripts import latency, registry
 from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
+from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker
 from scripts.latency import free_port
@@ -199,6 +201,7 @@ def hygiene(variant: Variant) -> dict:
     report, _ = analyze_image(variant.image, variant)
     dive = report["dive"]
     return {"os_packages": report["os_packages"], "wasted_bytes": report["wasted_bytes"],
+            "composition": report["composition"],
             "dive_wasted_bytes": dive.get("wasted_bytes"), "dive_efficiency": dive.get("efficiency"),
             "dive_ci_passed": dive.get("ci_passed")}
 
@@ -252,9 +255,13 @@ def main(argv: list[str] | None = None) -> int:
     save_json(args.out / "compare.json", {"machine": where, "variants": data})
     (args.out / "compare.md").write_text(markdown(data, f"_{title}_\n"))
     chart(data, args.out / "compare.png", title)
+    compositions = {name: d["composition"] for name, d in data.items() if "composition" in d}
+    if compositions:
+        stacked_chart(compositions, args.out / "composition.png", f"where the bytes are, per image ({title})")
     header, rows = terminal_rows(data)
     print_table(header, rows)
-    print(f"\nwritten: {args.out / 'compare.json'}, {args.out / 'compare.md'}, {args.out / 'compare.png'}")
+    print(f"\nwritten: {args.out / 'compare.json'}, {args.out / 'compare.md'}, {args.out / 'compare.png'}"
+          + (f", {args.out / 'composition.png'}" if compositions else ""))
     return 0
 
 

@@ -20,6 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from scripts.composition import composition, file_categories, treemap
 from scripts.engine import EngineError, docker, ensure_engine
 from scripts.image_layers import (
     SavedImage,
@@ -78,13 +79,16 @@ def dive_report(archive: Path, rules: Path | None) -> dict:
     return out
 
 
-def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = True) -> tuple[dict, SavedImage]:
+def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = True,
+                  treemap_path: Path | None = None) -> tuple[dict, SavedImage]:
+    """Everything make diagnose reports; also draws the treemap when treemap_path is given."""
     with saved_image(image) as archive:
         saved = read_saved(archive)
         dive = dive_report(archive, variant.dockerfile.parent / ".dive-ci" if variant else None) if with_dive else {}
     analysis = analyze(saved.layers)
     final = analysis.final
     pkgs = os_packages(saved, final)
+    categories, dist_of = file_categories(saved, analysis)
     report = {
         "image": image,
         "layers": [{"size_bytes": layer.size, "created_by": layer.created_by} for layer in saved.layers],
@@ -99,7 +103,10 @@ def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = 
         "dive_style_wasted_bytes": dive_style_waste(saved.layers),
         "dive": dive,
         "user": saved.config.get("config", {}).get("User", "") or "root",
+        "composition": composition(analysis, categories, dist_of),
     }
+    if treemap_path is not None:
+        treemap(categories, final, treemap_path, f"{image}: {human_bytes(analysis.total_bytes)}, where the bytes are")
     return report, saved
 
 
@@ -120,6 +127,13 @@ def print_report(r: dict) -> None:
     print_table(["distribution", "size", "files"], [[n, human_bytes(s), str(f)] for n, s, f in dists[:15]])
     section(f"OS packages: {r['os_packages']} installed (top 10)")
     print_table(["package", "size", "measured"], [[n, human_bytes(s), how] for n, s, how in r["os_package_sizes"][:10]])
+    comp = r["composition"]
+    section("composition: every byte in one category (the same for every image; see results/composition.png)")
+    print_table(["category", "size", "share"],
+                [[name, human_bytes(size), f"{size / max(comp['total_bytes'], 1):.1%}"]
+                 for name, size in comp["categories"].items() if size]
+                + [[f"  of which {name}", human_bytes(size), f"{size / max(comp['total_bytes'], 1):.1%}"]
+                   for name, size in comp["named_deps"].items()])
     section("wasted space: file copies a later layer overwrote or deleted")
     print(f"ours: {human_bytes(r['wasted_bytes'])} (each hidden copy once, files under deleted directories included)")
     print(f"dive-style count of the same layers: {human_bytes(r['dive_style_wasted_bytes'])} "
@@ -146,15 +160,17 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     variant = BY_NAME.get(args.variant or ("" if args.image else "naive_image"))
     image = args.image or variant.image
+    name = variant.name if variant else image.replace("/", "_").replace(":", "_")
+    picture = RESULTS / "diagnose" / f"{name}-treemap.png"
     try:
         ensure_engine()
-        report, _ = analyze_image(image, variant, with_dive=not args.no_dive)
+        report, _ = analyze_image(image, variant, with_dive=not args.no_dive, treemap_path=picture)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     print_report(report)
-    name = variant.name if variant else image.replace("/", "_").replace(":", "_")
     save_json(RESULTS / "diagnose" / f"{name}.json", report)
+    print(f"\ntreemap of the final filesystem: {picture.relative_to(RESULTS.parent)}")
     expected_ok = variant is None or variant.name != "naive_image"
     if variant and report["dive"].get("ci_passed") is not None and report["dive"]["ci_passed"] != expected_ok:
         print(f"\nunexpected dive CI verdict for {variant.name}", file=sys.stderr)

@@ -26,7 +26,7 @@ from pathlib import Path
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 # Text files read out of the layers for attribution (Python distributions, OS packages).
-CAPTURE_SUFFIXES = (".dist-info/RECORD",)
+CAPTURE_SUFFIXES = (".dist-info/RECORD", ".dist-info/METADATA")
 CAPTURE_PREFIXES = ("var/lib/dpkg/status", "var/lib/dpkg/info/")
 
 
@@ -209,19 +209,21 @@ def largest_dirs(final: dict[str, Entry], limit: int = 10, max_depth: int = 6) -
     return sorted(((f"/{d}", totals[d]) for d in informative), key=lambda x: -x[1])[:limit]
 
 
-def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, int]]:
-    """(distribution, bytes, files) from each installed distribution's RECORD.
+def distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
+    """Installed distribution -> the surviving paths its RECORD names.
 
     A RECORD entry whose .py was replaced by its bytecode (bytecode-only venvs) is counted
     through the .pyc beside it; compiled caches under __pycache__ are counted for their package.
     """
-    results = []
+    owned: dict[str, set[str]] = {}
     for record_path, text in saved.captured.items():
         if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
             continue
         site = posixpath.dirname(posixpath.dirname(record_path))
         name = posixpath.basename(posixpath.dirname(record_path)).removesuffix(".dist-info").rsplit("-", 1)[0]
-        seen: set[str] = set()
+        version = re.search(r"python3\.(\d+)", site)
+        cache_tag = f".cpython-3{version.group(1) if version else '11'}.pyc"
+        seen = owned.setdefault(name, set())
         for line in text.splitlines():
             rel = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
             if not rel:
@@ -230,12 +232,16 @@ def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tup
             candidates = [path]
             if path.endswith(".py"):
                 cached = posixpath.join(posixpath.dirname(path), "__pycache__",
-                                        posixpath.basename(path)[:-3] + ".cpython-311.pyc")
+                                        posixpath.basename(path)[:-3] + cache_tag)
                 candidates += [path + "c", cached]
-            for p in candidates:
-                if p in final and p not in seen:
-                    seen.add(p)
-        results.append((name, sum(final[p].size for p in seen), len(seen)))
+            seen.update(p for p in candidates if p in final)
+    return owned
+
+
+def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, int]]:
+    """(distribution, bytes, files) from each installed distribution's RECORD."""
+    results = [(name, sum(final[p].size for p in paths), len(paths))
+               for name, paths in distribution_files(saved, final).items()]
     return sorted(results, key=lambda x: -x[1])
 
 
