@@ -2,7 +2,10 @@
 
 import os
 
+from app.gunicorn_errors import install as json_errors_from_gunicorn
 from app.settings import ensure_writable_tempdir
+
+json_errors_from_gunicorn()  # gunicorn's own 400/414/431 answers as JSON, like the app's
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
 # One process per model copy: a CPU model is compute-bound, so few workers, a few threads each.

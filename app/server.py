@@ -6,8 +6,10 @@ the model, is answered as JSON: {"error": "...", "status": N}.
 
 from __future__ import annotations
 
+import json
 import logging
 import time
+import unicodedata
 from typing import Any
 
 from flask import Flask, jsonify, request
@@ -57,7 +59,7 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
 
     @app.post("/classify")
     def classify_json() -> Any:
-        body = request.get_json(silent=True)
+        body = _parse_json(_read_body(settings.max_body_bytes))
         if not isinstance(body, dict):
             raise BadRequest('body must be a JSON object: {"text": "..."} or {"texts": ["...", ...]}')
         return classify(_texts_from_body(body))
@@ -71,7 +73,7 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
             content = upload.read().decode("utf-8")
         except UnicodeDecodeError:
             raise BadRequest("the uploaded file is not valid UTF-8 text") from None
-        lines = [line.strip() for line in content.splitlines() if line.strip()]
+        lines = [line.strip() for line in content.splitlines() if _has_text(line)]
         if not lines:
             raise BadRequest("the uploaded file has no text")
         return classify(lines)
@@ -84,10 +86,53 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
 
     @app.errorhandler(Exception)
     def crash(exc: Exception) -> Any:
+        if _is_parse_error(exc):  # the body broke off or its framing is invalid: the client's fault
+            return _error(400, f"malformed request: {exc}")
         log.exception("unhandled error on %s %s", request.method, request.path)
         return _error(500, "internal error while classifying; see the server log")
 
     return app
+
+
+def _read_body(limit: int) -> bytes:
+    """The request body, whole; 413 past limit even when chunked (no Content-Length to check first).
+
+    Read straight from the server's input: werkzeug's own reader stops quietly at the limit
+    for chunked bodies, and a cut-off prefix that happens to parse would then be classified.
+    """
+    if request.content_length is not None:
+        return request.get_data(cache=False)  # werkzeug already answered 413 for a declared size past limit
+    try:
+        data = request.environ["wsgi.input"].read(limit + 1)
+    except Exception as exc:  # the server's chunked-encoding parser rejects the body
+        if _is_parse_error(exc):
+            raise BadRequest(f"malformed request body: {exc}") from None
+        raise
+    if len(data) > limit:
+        raise RequestEntityTooLarge(f"request body over {limit} bytes")
+    return data
+
+
+def _is_parse_error(exc: Exception) -> bool:
+    """An HTTP framing error from the WSGI server (gunicorn's parser), not a bug of ours."""
+    return type(exc).__module__.startswith("gunicorn.http")
+
+
+def _parse_json(data: bytes) -> Any:
+    try:
+        return json.loads(data)
+    except RecursionError:
+        raise BadRequest("JSON is nested too deeply") from None
+    except ValueError:  # not JSON, or not UTF-8
+        return None
+
+
+def _has_text(text: str) -> bool:
+    """Something to classify: a character that is not whitespace, control, format (zero-width) or unassigned."""
+    return any(unicodedata.category(c) not in BLANK_CATEGORIES for c in text)
+
+
+BLANK_CATEGORIES = {"Cc", "Cf", "Cs", "Cn", "Zs", "Zl", "Zp"}
 
 
 def _texts_from_body(body: dict) -> list[str]:
@@ -103,8 +148,12 @@ def _texts_from_body(body: dict) -> list[str]:
         where = f'"texts"[{i}]' if many else '"text"'
         if not isinstance(item, str):
             raise BadRequest(f"{where} must be a string, got {type(item).__name__}")
-        if not item.strip():
-            raise BadRequest(f"{where} is empty")
+        try:
+            item.encode("utf-8")
+        except UnicodeEncodeError:
+            raise BadRequest(f"{where} is not valid Unicode (it contains a lone surrogate such as \\ud800)") from None
+        if not _has_text(item):
+            raise BadRequest(f"{where} is empty (nothing but whitespace, control or invisible characters)")
     return items
 
 

@@ -2,6 +2,11 @@
 
 from __future__ import annotations
 
+import os
+import subprocess
+import sys
+import time
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -58,3 +63,35 @@ def tiny_classifier(tiny_model_dirs):
     from app.backends import load_model
 
     return load_model(str(tiny_model_dirs), device="cpu", batch_size=4, threads=1)
+
+
+def start_gunicorn(folder: str, **env: str) -> tuple[subprocess.Popen, str]:
+    """The real service (app/gunicorn.conf.py) on a free 127.0.0.1 port, once /readyz answers."""
+    from scripts.latency import free_port
+
+    model = ROOT / folder
+    if not (model / "config.json").exists():
+        pytest.fail(f"{folder}/ is missing: `make unit` builds it first (make model)")
+    port = free_port()
+    env = {**os.environ, "MODEL_DIR": str(model), "DEVICE": "cpu", "PORT": str(port), **env}
+    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
+                             "app.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                            text=True)
+    base = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 90
+    while time.monotonic() < deadline:
+        try:
+            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
+                if resp.status == 200:
+                    return proc, base
+        except OSError:
+            assert proc.poll() is None, proc.stdout.read()
+            time.sleep(0.2)
+    stop(proc)
+    pytest.fail("gunicorn did not become ready in 90 s")
+
+
+def stop(proc: subprocess.Popen) -> None:
+    if proc.poll() is None:
+        proc.kill()
+        proc.wait()

@@ -89,9 +89,18 @@ def test_long_input_is_truncated(client, tiny_classifier):
     ({"json": {"texts": []}}, "non-empty list"),
     ({"json": {"texts": ["ok", 3]}}, '"texts"[1]'),
     ({"json": {"texts": ["ok", " "]}}, '"texts"[1] is empty'),
+    ({"json": {"text": "\u200b\u2060\ufeff"}}, "empty"),  # zero-width and format characters only
+    ({"json": {"text": "\x00\x07\x1b"}}, "empty"),  # control characters only
+    ({"json": {"text": "great \ud800"}}, "lone surrogate"),
+    ({"data": "[" * 100_000 + "]" * 100_000, "content_type": "application/json"}, "nested too deeply"),
 ])
-def test_bad_input_is_400(client, kwargs, fragment):
+def test_bad_input_is_400(tiny_classifier, kwargs, fragment):
+    client = create_app(tiny_classifier, Settings(max_texts=4)).test_client()  # 1 MiB bodies: deep JSON fits
     assert_json_error(client.post("/classify", **kwargs), 400, fragment)
+
+
+def test_text_of_symbols_only_is_still_text(client):
+    assert client.post("/classify", json={"text": "\U0001F600\U0001F44D"}).status_code == 200  # emoji are text
 
 
 def test_too_many_texts_is_413(client):

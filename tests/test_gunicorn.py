@@ -3,47 +3,21 @@
 from __future__ import annotations
 
 import json
-import os
 import signal
-import subprocess
-import sys
 import threading
 import time
 import urllib.request
 
 import pytest
 
-from scripts.latency import free_port
-from scripts.model_assets import ROOT
+from tests.conftest import start_gunicorn, stop
 
 
 @pytest.fixture(params=["model", "model-onnx-int8"])
 def server(request):
-    model = ROOT / request.param
-    if not (model / "config.json").exists():
-        pytest.fail("model/ is missing: `make unit` builds it first (make model)")
-    port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(model), "DEVICE": "cpu", "PORT": str(port)}
-    proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-                             "app.wsgi:app"], cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                            text=True)
-    base = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + 90
-    while time.monotonic() < deadline:
-        try:
-            with urllib.request.urlopen(f"{base}/readyz", timeout=2) as resp:
-                if resp.status == 200:
-                    break
-        except OSError:
-            assert proc.poll() is None, proc.stdout.read()
-            time.sleep(0.2)
-    else:
-        proc.kill()
-        pytest.fail("gunicorn did not become ready in 90 s")
+    proc, base = start_gunicorn(request.param)
     yield proc, base, request.param
-    if proc.poll() is None:
-        proc.kill()
-        proc.wait()
+    stop(proc)
 
 
 def test_ready_and_classifies(server):
