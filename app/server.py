@@ -39,6 +39,11 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
         if len(texts) > settings.max_texts:
             raise RequestEntityTooLarge(f"at most {settings.max_texts} texts per request, got {len(texts)}")
         model = current_model()
+        if settings.max_tokens:
+            tokens = model.count_tokens(texts)
+            if tokens > settings.max_tokens:
+                raise RequestEntityTooLarge(f"{tokens} tokens after truncation; at most {settings.max_tokens} per "
+                                            "request (MAX_TOKENS): split the texts over several requests")
         started = time.perf_counter()
         preds = model.predict(texts)
         return jsonify(

@@ -26,6 +26,10 @@ class Settings:
     backend: str = "auto"  # auto (from the model folder) | torch | onnx
     threads: int = 0  # inference threads per worker; 0 = one per available CPU
     max_texts: int = 64  # texts per request before 413
+    # Tokens per request (after truncation) before 413: bounds the work of one request, so the worst
+    # one allowed (8 texts of 512 tokens, ~2 s on 2 cores with torch) ends well inside the 8 s
+    # graceful shutdown. 0 = no limit.
+    max_tokens: int = 4096
     max_body_bytes: int = 1 << 20  # request body before 413
     batch_size: int = 32  # texts per forward pass
 
@@ -43,6 +47,7 @@ class Settings:
             backend=backend,
             threads=_int_env("INFERENCE_THREADS", cls.threads, minimum=0),
             max_texts=_int_env("MAX_TEXTS", cls.max_texts),
+            max_tokens=_int_env("MAX_TOKENS", cls.max_tokens, minimum=0),
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
         )

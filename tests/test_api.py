@@ -107,6 +107,18 @@ def test_too_many_texts_is_413(client):
     assert_json_error(client.post("/classify", json={"texts": ["a"] * 5}), 413, "at most 4 texts")
 
 
+def test_too_many_tokens_is_413_before_any_work(tiny_classifier):
+    limited = create_app(tiny_classifier, Settings(max_texts=64, max_tokens=100)).test_client()
+    assert limited.post("/classify", json={"texts": ["great film"] * 20}).status_code == 200  # 20 x 4 tokens
+    body = assert_json_error(limited.post("/classify", json={"texts": ["great " * 500] * 2}), 413, "MAX_TOKENS")
+    assert "128 tokens" in body["error"]  # each text counts as truncated: 2 x 64 positions
+
+
+def test_token_count_matches_truncation_and_ignores_padding(tiny_classifier):
+    assert tiny_classifier.count_tokens(["great"]) == 3  # [CLS] great [SEP]
+    assert tiny_classifier.count_tokens(["great", "great " * 500]) == 3 + 64
+
+
 def test_body_too_large_is_413(client):
     assert_json_error(client.post("/classify", json={"text": "a" * 5000}), 413)
 
@@ -148,6 +160,9 @@ class FlakyModel:
 
     def describe(self):
         return {"model": self.name}
+
+    def count_tokens(self, texts):
+        return len(texts)
 
     def predict(self, texts):
         self.calls += 1

@@ -39,6 +39,7 @@ class Model(Protocol):
 
     def describe(self) -> dict: ...
     def predict(self, texts: list[str]) -> list[Prediction]: ...
+    def count_tokens(self, texts: list[str]) -> int: ...  # what predict would run, after truncation
 
 
 def backend_for(model_dir: str, requested: str = "auto") -> str:
@@ -98,5 +99,12 @@ class BatchedClassifier:
                 results[i] = pred
         return results  # type: ignore[return-value]
 
+    def count_tokens(self, texts: list[str]) -> int:
+        """Tokens the model would process for texts, each truncated to its limit (no padding)."""
+        return sum(self._token_counts(texts))
+
     def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+        raise NotImplementedError
+
+    def _token_counts(self, texts: list[str]) -> list[int]:
         raise NotImplementedError

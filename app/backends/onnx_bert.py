@@ -98,6 +98,9 @@ class OnnxClassifier(BatchedClassifier):
             "load_seconds": round(self.load_seconds, 3),
         }
 
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]  # padding excluded
+
     def _predict_batch(self, texts: list[str]) -> list[Prediction]:
         session = self.session()
         encodings = self.tokenizer.encode_batch(texts)

@@ -62,6 +62,9 @@ class Classifier(BatchedClassifier):
             "load_seconds": round(self.load_seconds, 3),
         }
 
+    def _token_counts(self, texts: list[str]) -> list[int]:
+        return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
+
     @torch.inference_mode()
     def _predict_batch(self, texts: list[str]) -> list[Prediction]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
