@@ -37,7 +37,7 @@ evaluate: $(MODEL_STAMP)  ## held-out accuracy of torch, ONNX fp32 and ONNX int8
 	$(PY) -m scripts.evaluate_model
 
 serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR=model-onnx-int8 for ONNX)
-	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py app.wsgi:app
+	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py
 
 benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
 	$(PY) -m scripts.benchmark --model $${MODEL_DIR:-model}

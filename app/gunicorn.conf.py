@@ -8,10 +8,13 @@ from app.settings import ensure_writable_tempdir
 json_errors_from_gunicorn()  # gunicorn's own 400/414/431 answers as JSON, like the app's
 
 bind = f"0.0.0.0:{os.environ.get('PORT', '8000')}"
-# One process per model copy: a CPU model is compute-bound, so few workers, a few threads each.
+# One process per model copy: a CPU model is compute-bound, so few workers.
 workers = int(os.environ.get("WEB_CONCURRENCY", "1"))
-worker_class = "gthread"
-threads = int(os.environ.get("GUNICORN_THREADS", "2"))
+# asyncio worker: connections cost no thread while clients send (app/asgi.py buffers each request
+# and runs the Flask app in APP_THREADS threads), so slow or idle clients cannot starve the service.
+worker_class = "asgi"
+wsgi_app = "app.asgi:app"
+worker_connections = int(os.environ.get("WORKER_CONNECTIONS", "1000"))
 # Load the weights once in the master; workers fork with them already in memory.
 preload_app = True
 timeout = int(os.environ.get("GUNICORN_TIMEOUT", "60"))
@@ -32,4 +35,4 @@ def post_worker_init(worker):
     # Warm up in each worker (not the master: torch's OpenMP pool and ONNX Runtime's thread
     # pool do not survive fork; the ONNX backend creates its session here), so the first
     # real request is not the slow one.
-    worker.wsgi.extensions["model"].predict(["warm up"])
+    worker.asgi.wsgi_app.extensions["model"].predict(["warm up"])

@@ -32,6 +32,11 @@ class Settings:
     max_tokens: int = 4096
     max_body_bytes: int = 1 << 20  # request body before 413
     batch_size: int = 32  # texts per forward pass
+    # The front (app/asgi.py): threads running the Flask app, requests that may wait for one
+    # before 503, and how long a client may take to send its body before 408.
+    app_threads: int = 2
+    max_queued: int = 64
+    body_timeout: int = 10
 
     @classmethod
     def from_env(cls) -> Settings:
@@ -50,6 +55,9 @@ class Settings:
             max_tokens=_int_env("MAX_TOKENS", cls.max_tokens, minimum=0),
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
+            app_threads=_int_env("APP_THREADS", cls.app_threads),
+            max_queued=_int_env("MAX_QUEUED", cls.max_queued, minimum=0),
+            body_timeout=_int_env("BODY_TIMEOUT", cls.body_timeout),
         )
 
     def load_model(self):

@@ -1,7 +1,8 @@
-"""WSGI entry point for gunicorn: `gunicorn -c app/gunicorn.conf.py app.wsgi:app`.
+"""The Flask app with its model loaded: the WSGI app that app/asgi.py serves.
 
-The model loads here, at import; with preload_app the master imports this
-once and forked workers share the weights.
+The model loads here, at import; with preload_app the gunicorn master imports this
+once and forked workers share the weights. Any WSGI server can also serve
+`app.wsgi:app` directly (without app/asgi.py's protection against slow clients).
 """
 
 from __future__ import annotations

@@ -50,7 +50,7 @@ def measure_http(model: str, requests: int, batches: int, max_seconds: float) ->
     port = free_port()
     env = {**os.environ, "MODEL_DIR": model, "DEVICE": "cpu"}
     cmd = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-           "--access-logfile", "/dev/null", "app.wsgi:app"]
+           "--access-logfile", "/dev/null"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(port, server).close()

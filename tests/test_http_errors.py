@@ -51,7 +51,8 @@ def chunked(payload: bytes, size: int = 1000) -> bytes:
 
 @pytest.mark.parametrize("name, data, status, fragment", [
     ("bad request line", b"GARBAGE\r\n\r\n", 400, "request line"),
-    ("bad content-length", b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400, "header"),
+    ("bad content-length", b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400,
+     "content-length"),
     ("URL over the limit", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414, "too large"),
     ("too many headers", b"GET /healthz HTTP/1.1\r\nHost: x\r\n" + b"".join(b"X-%d: y\r\n" % i for i in range(200))
      + b"\r\n", 431, "headers"),
@@ -78,7 +79,7 @@ def test_chunked_body_within_the_limit_is_classified(service):
 
 def test_malformed_chunked_body_is_400(service):
     status, ctype, body = post(service, b"zz\r\nabc\r\n0\r\n\r\n", chunked=True)
-    assert (status, ctype) == (400, "application/json") and "malformed" in body["error"]
+    assert (status, ctype, body["status"]) == (400, "application/json", 400), body
 
 
 @pytest.mark.parametrize("body, fragment", [
