@@ -8,6 +8,7 @@ so an image without torch never tries to import it.
 
 from __future__ import annotations
 
+import ctypes
 import importlib
 import json
 import os
@@ -63,6 +64,20 @@ def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", b
     name = backend_for(model_dir, backend)
     module = importlib.import_module(BACKENDS[name])
     return module.load(model_dir, device=device, batch_size=batch_size, threads=threads or available_cpus())
+
+
+# A batch of more padded tokens than this is "heavy": after it, memory the runtime no longer needs
+# goes back to the OS, or the service would keep the peak of its largest request for ever.
+HEAVY_BATCH_TOKENS = 2048
+
+
+def trim_heap() -> None:
+    """Return freed heap memory to the OS (glibc's malloc_trim); a no-op where there is none."""
+    try:
+        libc = ctypes.CDLL(None)
+        libc.malloc_trim(0)
+    except (OSError, AttributeError):
+        pass
 
 
 def max_input_length(model_dir: Path, config: dict) -> int:

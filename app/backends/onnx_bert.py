@@ -18,7 +18,15 @@ import onnxruntime as ort
 import tokenizers
 from tokenizers import Tokenizer
 
-from app.backends import ONNX_FILE, BatchedClassifier, ModelLoadError, Prediction, max_input_length
+from app.backends import (
+    HEAVY_BATCH_TOKENS,
+    ONNX_FILE,
+    BatchedClassifier,
+    ModelLoadError,
+    Prediction,
+    max_input_length,
+    trim_heap,
+)
 
 GPU_PROVIDER = "CUDAExecutionProvider"
 
@@ -82,6 +90,9 @@ class OnnxClassifier(BatchedClassifier):
                     raise ModelLoadError(f"onnxruntime cannot load {self.path}: {exc}") from exc
                 self._session_pid = os.getpid()
                 self._inputs = [i.name for i in self._session.get_inputs()]
+                self._shrink_arena = ort.RunOptions()
+                self._shrink_arena.add_run_config_entry("memory.enable_memory_arena_shrinkage",
+                                                        "gpu:0;cpu:0" if self.device == "cuda" else "cpu:0")
                 self.load_seconds += time.perf_counter() - started
             return self._session
 
@@ -106,7 +117,12 @@ class OnnxClassifier(BatchedClassifier):
         encodings = self.tokenizer.encode_batch(texts)
         columns = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
                    "token_type_ids": [e.type_ids for e in encodings]}
-        logits = session.run(None, {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs})[0]
+        feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}
+        heavy = feed["input_ids"].size > HEAVY_BATCH_TOKENS
+        # ORT's memory arena keeps its peak for ever; after a large batch, shrink it back.
+        logits = session.run(None, feed, self._shrink_arena if heavy else None)[0]
+        if heavy:
+            trim_heap()
         exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs = exp / exp.sum(axis=-1, keepdims=True)
         ids = probs.argmax(axis=-1)

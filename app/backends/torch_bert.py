@@ -10,7 +10,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from app.backends import BatchedClassifier, ModelLoadError, Prediction
+from app.backends import HEAVY_BATCH_TOKENS, BatchedClassifier, ModelLoadError, Prediction, trim_heap
 
 hf_logging.disable_progress_bar()  # a progress bar per load is noise in service logs
 
@@ -71,6 +71,9 @@ class Classifier(BatchedClassifier):
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(dim=-1)
         scores, ids = probs.max(dim=-1)
+        if enc["input_ids"].numel() > HEAVY_BATCH_TOKENS:
+            del enc
+            trim_heap()  # the activations of a large batch are freed; hand the pages back
         return [Prediction(self.labels[i], round(s, 6)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
 
 
