@@ -8,9 +8,9 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 # make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
 MODEL_STAMP := model-onnx-int8/model.onnx
-export VARIANTS FLAVOR BASES GPU
+export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare diagnose \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose \
         serve benchmark lint unit integration test clean
 
 help:  ## list targets
@@ -59,6 +59,9 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.compare
+
+load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20
+	$(PY) -m scripts.load $(if $(IMAGE),--image $(IMAGE))
 
 diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
 	$(PY) -m scripts.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))

@@ -9,7 +9,8 @@ first 200 from /classify: what a new node or an autoscaler pays); rebuild time a
 one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
 and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
-(root, shell, OS packages, wasted bytes ours and dive's).
+(root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at
+concurrency 8, and how many of scripts/hostile.py's checks pass.
 
 Writes results/compare.json (every raw figure + the machine), results/compare.md
 (table with ratios to naive), results/compare.png and results/composition.png (where
@@ -28,7 +29,7 @@ import time
 import urllib.error
 from pathlib import Path
 
-from scripts import latency, registry
+from scripts import hostile, latency, load, registry
 from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
 from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
@@ -41,6 +42,7 @@ from scripts.variants import ROOT, Variant, select
 from scripts.wheelhouse import serve
 
 STEPS = ("push", "rebuild", "start", "diagnose")
+LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 % batches of 32)
 CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/trim_venv.py", ".dockerignore")
 
 
@@ -96,6 +98,8 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
         container.wait_ready()
         host, port = container.base_url.removeprefix("http://").split(":")
         figures = latency.measure(host, int(port), requests=200, max_seconds=120)
+        loaded = load.run_level(host, int(port), 8, LOAD_SECONDS, 100_000, {"single": 80, "batch": 20}).summary()
+        outcomes = hostile.run_all(host, int(port))
         time.sleep(2)  # let the request burst settle before reading idle memory
         mem = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container.id).stdout
         uids = process_uids(container.id)
@@ -104,7 +108,9 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
     return {"cold_start_seconds": round(statistics.median(starts), 2), "cold_start_runs": [round(s, 2) for s in starts],
             "cold_start_min_seconds": round(min(starts), 2), "cold_start_max_seconds": round(max(starts), 2),
             "idle_memory_bytes": parse_mem(mem), "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
-            **figures}
+            "p99_c8_ms": loaded["p99_ms"], "load_c8": loaded,
+            "hostile_passed": f"{sum(o.passed for o in outcomes)}/{len(outcomes)}",
+            "hostile": hostile.as_dicts(outcomes), **figures}
 
 
 def push_and_pull(variants: list[Variant]) -> dict[str, dict]:

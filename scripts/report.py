@@ -46,6 +46,8 @@ METRICS = (
     Metric("idle_memory_bytes", "idle memory", "bytes"),
     Metric("p50_ms", "latency p50", "ms"),
     Metric("p95_ms", "latency p95", "ms"),
+    Metric("p99_c8_ms", "p99 at concurrency 8 (80 % single, 20 % batch of 32)", "ms"),
+    Metric("hostile_passed", "hostile checks passed", "text", ratio=False),
     Metric("runs_as_root", "runs as root", "bool", ratio=False),
     Metric("shell", "shell in image", "bool", ratio=False),
     Metric("os_packages", "OS packages", "count"),

@@ -4,7 +4,9 @@
 
 For each image: start it (port on 127.0.0.1 only, read-only root filesystem),
 wait for /readyz, classify a clearly positive and a clearly negative sentence,
-check bad input gets 4xx JSON, check the user and the shell, wait for the
+check bad input gets 4xx JSON, run the short hostile set (slow and idle clients must not
+starve /healthz or /classify; every malformed or oversized request gets its 4xx as JSON),
+check the user and the shell, wait for the
 HEALTHCHECK to report healthy, run the one-shot CLI, then `docker stop`
 (SIGTERM) and check a clean exit within 10 s. GPU=1 adds --gpus all and
 expects the service to report cuda; without a GPU it says so and skips.
@@ -21,6 +23,7 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from scripts import hostile
 from scripts.engine import EngineError, docker, ensure_engine
 from scripts.results import RESULTS, print_table, save_json
 from scripts.variants import Variant, select
@@ -149,6 +152,11 @@ def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
         }
         for what, ((status, body), want) in bad.items():
             check(status == want and body.get("status") == want, f"{what}: got HTTP {status} {body}")
+        host, port = base.removeprefix("http://").split(":")
+        outcomes = hostile.run_all(host, int(port), short=True)
+        result["hostile"] = hostile.as_dicts(outcomes)
+        for o in outcomes:
+            check(o.passed, f"hostile: {o.scenario}: {o.detail}")
         uids = process_uids(container.id)
         result["uids"] = sorted(uids)
         result["runs_as_root"] = 0 in uids
