@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from scripts import bases, wheelhouse
-from scripts.engine import EngineError, buildkit_client, docker, ensure_engine
+from scripts.engine import EngineError, buildkit_client, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, human_bytes, load_json, print_table, save_json
 from scripts.variants import ROOT, Variant, select
 
@@ -145,6 +145,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--flavor", choices=sorted(TORCH_INDEX), default=os.environ.get("FLAVOR", "cpu") or "cpu")
     ap.add_argument("--cached", action="store_true", help="allow the build cache (not a cold build)")
     args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()
     variants = select(args.variants)
     if args.flavor != "cpu":
         skipped = [v.name for v in variants if v.runtime != "torch"]

@@ -33,7 +33,7 @@ from scripts import hostile, latency, load, registry
 from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
 from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
-from scripts.engine import EngineError, docker
+from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.latency import free_port
 from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
@@ -218,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
     ap.add_argument("--out", type=Path, default=RESULTS)
     args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()
     variants = select(args.variants)
     skip = {s for s in args.skip.replace(",", " ").split() if s}
     if skip - set(STEPS):

@@ -17,6 +17,7 @@ from __future__ import annotations
 import functools
 import os
 import shutil
+import signal
 import subprocess
 import sys
 import time
@@ -76,6 +77,12 @@ def buildkit_client() -> str:
         "and no pre-23 client was found. Install the buildx plugin, or Debian's docker.io "
         "(which puts a suitable client at /usr/bin/docker)."
     )
+
+
+def finish_cleanly_on_sigterm() -> None:
+    """SIGTERM (a timeout, `kill`, CI) unwinds like Ctrl-C, so cleanup in finally blocks runs:
+    containers, the registry and the scratch engine a measurement started are stopped."""
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
 
 
 def docker(*args: str, timeout: float = 120, check: bool = True,

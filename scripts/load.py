@@ -30,7 +30,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts import hostile
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.latency import SENTENCES, free_port, percentile
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
 from scripts.smoke import Container
@@ -212,6 +212,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-hostile", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "load.json")
     args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()
     mix = parse_mix(args.mix)
     try:
         levels = [int(c) for c in args.concurrency.split(",")]

@@ -24,7 +24,7 @@ import urllib.request
 from dataclasses import dataclass, field
 
 from scripts import hostile
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, print_table, save_json
 from scripts.variants import Variant, select
 
@@ -202,6 +202,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
     ap.add_argument("--gpu", action="store_true", default=os.environ.get("GPU", "") not in ("", "0"))
     args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()
     try:
         ensure_engine()
         if args.gpu and not gpu_available():
