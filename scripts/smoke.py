@@ -7,8 +7,9 @@ wait for /readyz, classify a clearly positive and a clearly negative sentence,
 check bad input gets 4xx JSON, run the short hostile set (slow and idle clients must not
 starve /healthz or /classify; every malformed or oversized request gets its 4xx as JSON),
 check the user and the shell, wait for the
-HEALTHCHECK to report healthy, run the one-shot CLI, then `docker stop`
-(SIGTERM) and check a clean exit within 10 s. GPU=1 adds --gpus all and
+HEALTHCHECK to report healthy, run the one-shot CLI, then `docker stop` (SIGTERM) while
+the largest allowed request is in flight: it must get its answer, and the container
+must exit 0 within 10 s. GPU=1 adds --gpus all and
 expects the service to report cuda; without a GPU it says so and skips.
 """
 
@@ -18,6 +19,7 @@ import argparse
 import json
 import os
 import sys
+import threading
 import time
 import urllib.error
 import urllib.request
@@ -33,6 +35,7 @@ POSITIVE = "I love this movie, the acting is wonderful and the story kept me hoo
 NEGATIVE = "A dull, lifeless mess that wastes its talented cast."
 EXPECTED_CLI_LABELS = ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE"]  # sample_data/sample_text.txt
 STOP_LIMIT_S = 10
+LONG_TEXT = "a long and rather wonderful film " * 120  # truncated to the model's 512 tokens
 
 
 def log(msg: str) -> None:
@@ -171,9 +174,21 @@ def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
         labels = [json.loads(line)["label"] for line in cli.stdout.splitlines() if line.startswith("{")]
         check(cli.returncode == 0 and labels == EXPECTED_CLI_LABELS,
               f"one-shot CLI: exit {cli.returncode}, labels {labels}, stderr {cli.stderr[-300:]!r}")
+        # SIGTERM while the largest allowed request is being computed: it must still get its answer.
+        in_flight: dict = {}
+        largest = json.dumps({"texts": [LONG_TEXT] * 8}).encode()  # 8 x 512 tokens = MAX_TOKENS
+        sender = threading.Thread(target=lambda: in_flight.update(
+            answer=http("POST", f"{base}/classify", largest, timeout=STOP_LIMIT_S + 20)))
+        sender.start()
+        time.sleep(0.5)  # accepted and running
         started = time.monotonic()
         docker("stop", "-t", str(STOP_LIMIT_S), container.id, timeout=STOP_LIMIT_S + 30)
         result["stop_seconds"] = round(time.monotonic() - started, 2)
+        sender.join(timeout=30)
+        status, body = in_flight.get("answer", (0, {}))
+        result["in_flight_at_sigterm"] = status
+        check(status == 200 and len(body.get("predictions", [])) == 8,
+              f"the request in flight at SIGTERM got HTTP {status} {str(body)[:120]}")
         code = int(docker("inspect", "--format", "{{.State.ExitCode}}", container.id).stdout.strip())
         result["exit_code"] = code
         check(code == 0 and result["stop_seconds"] < STOP_LIMIT_S,
