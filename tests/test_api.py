@@ -177,3 +177,14 @@ def test_model_crash_is_json_500_and_service_recovers(caplog):
     assert "out of memory" not in body["error"]  # no internals leak to the client
     assert any("unhandled error" in r.message for r in caplog.records)
     assert client.post("/classify", json={"text": "x"}).status_code == 200
+
+
+@pytest.mark.parametrize("size, status", [(100, 200), (5000, 413)])
+def test_body_without_length_is_read_whole_or_refused(tiny_classifier, size, status):
+    """Served as plain WSGI (without app/asgi.py in front), a chunked body has no Content-Length:
+    the app reads it up to the limit and refuses the rest, rather than classifying a cut prefix."""
+    client = create_app(tiny_classifier, LIMITS).test_client()
+    body = b'{"text": "great film"}' + b" " * (size - 22)  # its first 4 KB parse on their own
+    resp = client.post("/classify", input_stream=io.BytesIO(body), content_type="application/json",
+                       environ_overrides={"wsgi.input_terminated": True})
+    assert resp.status_code == status, resp.get_json()
