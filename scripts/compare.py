@@ -217,8 +217,17 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
     ap.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--redraw", action="store_true",
+                    help="measure nothing: rewrite compare.md and the charts from compare.json")
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
+    if args.redraw:
+        saved = load_json(args.out / "compare.json")
+        if not saved.get("variants"):
+            print(f"error: no measurements in {args.out / 'compare.json'} to redraw", file=sys.stderr)
+            return 2
+        write_reports(args.out, saved["machine"], saved["variants"])
+        return 0
     variants = select(args.variants)
     skip = {s for s in args.skip.replace(",", " ").split() if s}
     if skip - set(STEPS):
@@ -258,18 +267,23 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     where = machine()
-    title = f"measured {where['measured_at']} on {where['cpu'] or 'unknown CPU'}, {where['cores']} cores"
     save_json(args.out / "compare.json", {"machine": where, "variants": data})
-    (args.out / "compare.md").write_text(markdown(data, f"_{title}_\n"))
-    chart(data, args.out / "compare.png", title)
+    write_reports(args.out, where, data)
+    return 0
+
+
+def write_reports(out: Path, where: dict, data: dict) -> None:
+    """compare.md, compare.png and composition.png from the figures; prints the table."""
+    title = f"measured {where['measured_at']} on {where['cpu'] or 'unknown CPU'}, {where['cores']} cores"
+    (out / "compare.md").write_text(markdown(data, f"_{title}_\n"))
+    chart(data, out / "compare.png", title)
     compositions = {name: d["composition"] for name, d in data.items() if "composition" in d}
     if compositions:
-        stacked_chart(compositions, args.out / "composition.png", f"where the bytes are, per image ({title})")
+        stacked_chart(compositions, out / "composition.png", f"where the bytes are, per image ({title})")
     header, rows = terminal_rows(data)
     print_table(header, rows)
-    print(f"\nwritten: {args.out / 'compare.json'}, {args.out / 'compare.md'}, {args.out / 'compare.png'}"
-          + (f", {args.out / 'composition.png'}" if compositions else ""))
-    return 0
+    print(f"\nwritten: {out / 'compare.json'}, {out / 'compare.md'}, {out / 'compare.png'}"
+          + (f", {out / 'composition.png'}" if compositions else ""))
 
 
 if __name__ == "__main__":

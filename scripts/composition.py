@@ -37,6 +37,7 @@ CATEGORIES = {
     "other": "#d9d9d9",
 }
 NAMED_DISTRIBUTIONS = ("torch", "transformers", "onnxruntime")
+DARK = {"app", "torch", "Python + stdlib", "onnxruntime"}  # colours that need white text
 INSTALLER = {"pip", "setuptools", "wheel"}
 NAME_A_DEP_ABOVE = 0.05  # an "other Python deps" member this share of the image's bytes is named
 # Requirement files whose packages (and their dependencies) the service runs on; the rest are dev extras.
@@ -175,31 +176,33 @@ def stacked_chart(compositions: dict[str, dict], path: Path, title: str = "") ->
     import matplotlib.pyplot as plt
 
     names = list(compositions)
-    fig, ax = plt.subplots(figsize=(12, 1.0 + 0.75 * len(names)))
+    height = 1.9 + 0.7 * len(names)
+    fig, ax = plt.subplots(figsize=(12, height))
     largest = max(c["total_bytes"] for c in compositions.values()) or 1
-    used: set[str] = set()
+    used: list[str] = []
     for row, name in enumerate(reversed(names)):
         left = 0.0
         for label, key, size in _segments(compositions[name]):
             width = size / 1e9
             ax.barh(row, width, left=left, color=CATEGORIES[key], edgecolor="white", linewidth=0.5,
-                    hatch="//" if label != key else None, label=None if key in used else key)
-            used.add(key)
+                    hatch="//" if label != key else None)
+            if key not in used:
+                used.append(key)
             if size > 0.07 * largest:  # label only segments wide enough to hold one
                 ax.text(left + width / 2, row, f"{label}\n{human_bytes(size)}", ha="center", va="center",
-                        fontsize=7, color="white" if key in {"app", "torch", "Python + stdlib"} else "black")
+                        fontsize=7, color="white" if key in DARK else "black")
             left += width
         ax.text(left + largest / 1e9 * 0.01, row, human_bytes(compositions[name]["total_bytes"]),
                 va="center", fontsize=9, fontweight="bold")
     ax.set_yticks(range(len(names)), list(reversed(names)), fontsize=9)
-    ax.set_xlabel("GB (1e9 bytes)")
+    ax.set_xlabel("GB (1e9 bytes); hatched: a dependency holding 5 % or more of that image, named")
     ax.set_xlim(0, largest / 1e9 * 1.12)
-    ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.25 if len(names) > 3 else -0.4), ncol=5, fontsize=8,
-              frameon=False)
     ax.spines[["top", "right"]].set_visible(False)
+    handles = [plt.Rectangle((0, 0), 1, 1, color=CATEGORIES[k]) for k in CATEGORIES if k in used]
+    fig.legend(handles, [k for k in CATEGORIES if k in used], loc="lower center", ncol=6, fontsize=8, frameon=False)
     if title:
         ax.set_title(title, fontsize=11)
-    fig.tight_layout()
+    fig.tight_layout(rect=(0, 0.75 / height, 1, 1))
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)
@@ -269,7 +272,7 @@ def treemap(categories: dict[str, str], final: dict, path: Path, title: str) -> 
             ax.text(rect["x"] + rect["dx"] / 2, rect["y"] + rect["dy"] / 2,
                     f"{label}\n{human_bytes(size)} ({size / total:.0%})", ha="center", va="center",
                     fontsize=7 if rect["dx"] > 18 else 6, wrap=True,
-                    color="white" if key in {"app", "torch", "Python + stdlib", "onnxruntime"} else "black")
+                    color="white" if key in DARK else "black")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORIES.values()]
     ax.legend(handles, list(CATEGORIES), loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=7, fontsize=7,
               frameon=False)

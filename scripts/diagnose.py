@@ -20,7 +20,7 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
-from scripts.composition import composition, file_categories, treemap
+from scripts.composition import composition, file_categories, stacked_chart, treemap
 from scripts.engine import EngineError, docker, ensure_engine
 from scripts.image_layers import (
     SavedImage,
@@ -170,7 +170,10 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     print_report(report)
     save_json(RESULTS / "diagnose" / f"{name}.json", report)
-    print(f"\ntreemap of the final filesystem: {picture.relative_to(RESULTS.parent)}")
+    bar = stacked_chart({name: report["composition"]}, RESULTS / "diagnose" / f"{name}-composition.png",
+                        f"{image}: where the bytes are")
+    print(f"\npictures: {picture.relative_to(RESULTS.parent)} (treemap of the final filesystem), "
+          f"{bar.relative_to(RESULTS.parent)} (composition)")
     expected_ok = variant is None or variant.name != "naive_image"
     if variant and report["dive"].get("ci_passed") is not None and report["dive"]["ci_passed"] != expected_ok:
         print(f"\nunexpected dive CI verdict for {variant.name}", file=sys.stderr)
