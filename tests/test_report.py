@@ -57,3 +57,24 @@ def test_start_runs_setting(monkeypatch):
     monkeypatch.setenv("START_RUNS", "0")
     with pytest.raises(SystemExit, match="START_RUNS"):
         start_runs()
+
+
+def test_redraw_rewrites_reports_from_saved_figures(tmp_path):
+    import json
+
+    from scripts.compare import main
+
+    comp = {"categories": {"OS files": 600, "model": 300, "other": 100}, "named_deps": {}, "total_bytes": 1000}
+    variants = {name: {**figures, "composition": comp} for name, figures in DATA.items()}
+    machine = {"measured_at": "2026-01-01T00:00:00+0000", "cpu": "test CPU", "cores": 2}
+    (tmp_path / "compare.json").write_text(json.dumps({"machine": machine, "variants": variants}))
+    assert main(["--redraw", "--out", str(tmp_path)]) == 0
+    assert "test CPU" in (tmp_path / "compare.md").read_text()
+    assert (tmp_path / "composition.png").read_bytes()[:4] == b"\x89PNG"
+
+
+def test_redraw_without_measurements_is_a_clear_error(tmp_path, capsys):
+    from scripts.compare import main
+
+    assert main(["--redraw", "--out", str(tmp_path)]) == 2
+    assert "no measurements" in capsys.readouterr().err
