@@ -86,3 +86,34 @@ def test_onnx_service_never_imports_torch(tiny_onnx_dir):
     env = {**os.environ, "MODEL_DIR": str(tiny_onnx_dir)}
     out = subprocess.run([sys.executable, "-c", code], cwd=ROOT, env=env, capture_output=True, text=True, check=True)
     assert out.stdout.strip().splitlines()[-1] == "[]"
+
+
+def test_counting_and_predicting_from_many_threads_at_once(tiny_classifier):
+    """The service counts tokens and predicts from several threads; neither may break the other
+    (transformers' tokenizer changes its padding per call: unguarded, batches failed under load)."""
+    import threading
+    import time
+
+    errors: list[str] = []
+    stop = time.monotonic() + 2
+
+    def count() -> None:
+        while time.monotonic() < stop:
+            try:
+                tiny_classifier.count_tokens(["great film " * 20, "bad"] * 4)
+            except Exception as exc:  # noqa: BLE001 - any failure is the finding
+                errors.append(repr(exc))
+
+    def predict() -> None:
+        while time.monotonic() < stop:
+            try:
+                tiny_classifier.predict(["great film", "a much longer text " * 10])
+            except Exception as exc:  # noqa: BLE001
+                errors.append(repr(exc))
+
+    threads = [threading.Thread(target=f) for f in (count, count, predict, predict)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=30)
+    assert errors == []

@@ -92,8 +92,9 @@ def max_input_length(model_dir: Path, config: dict) -> int:
 class BatchedClassifier:
     """What every backend shares: length-sorted batches, order restored, one forward pass at a time.
 
-    Forward passes are serialised per process: each already uses every inference thread, so two
-    at once on the same cores only make both slower. Subclasses implement _predict_batch.
+    Forward passes (and every use of the tokenizer) are serialised per process: each already
+    uses every inference thread, so two at once on the same cores only make both slower.
+    Subclasses implement _predict_batch and _token_counts.
     """
 
     batch_size: int = 32
@@ -116,7 +117,10 @@ class BatchedClassifier:
 
     def count_tokens(self, texts: list[str]) -> int:
         """Tokens the model would process for texts, each truncated to its limit (no padding)."""
-        return sum(self._token_counts(texts))
+        # Under the same lock as inference: transformers' fast tokenizer switches its padding
+        # setting per call, so two threads using it at once break each other's batches.
+        with self._forward_lock:
+            return sum(self._token_counts(texts))
 
     def _predict_batch(self, texts: list[str]) -> list[Prediction]:
         raise NotImplementedError
