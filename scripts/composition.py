@@ -209,20 +209,26 @@ def stacked_chart(compositions: dict[str, dict], path: Path, title: str = "") ->
     return path
 
 
-def directory_boxes(sizes: dict[str, int], min_share: float = 0.03, max_depth: int = 5) -> list[tuple[str, int]]:
-    """Directories to draw, from {file path: bytes}: each directory holding at least min_share of
-    the bytes is opened (down to max_depth); what it holds outside its drawn children is one box."""
+def directory_boxes(files: dict[str, tuple[int, str]], min_share: float = 0.03,
+                    max_depth: int = 8) -> list[tuple[str, int, str]]:
+    """Boxes to draw from {file path: (bytes, category)}: (directory, bytes, main category).
+
+    Each directory holding at least min_share of the bytes is opened (down to max_depth);
+    what it holds outside its drawn children is one box of its own, named "<dir> (rest)".
+    """
     tree: dict[str, int] = defaultdict(int)
+    mix: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
     children: dict[str, set[str]] = defaultdict(set)
-    for path, size in sizes.items():
+    for path, (size, category) in files.items():
         parts = path.split("/")[:-1]
         for depth in range(0, min(len(parts), max_depth) + 1):
             directory = "/".join(parts[:depth])
             tree[directory] += size
+            mix[directory][category] += size
             if depth < min(len(parts), max_depth):
                 children[directory].add("/".join(parts[:depth + 1]))
     total = tree[""] or 1
-    boxes: list[tuple[str, int]] = []
+    boxes: list[tuple[str, int, str]] = []
 
     def open_dir(directory: str, depth: int) -> None:
         big = [c for c in children[directory] if tree[c] >= min_share * total] if depth < max_depth else []
@@ -230,7 +236,8 @@ def directory_boxes(sizes: dict[str, int], min_share: float = 0.03, max_depth: i
             open_dir(child, depth + 1)
         rest = tree[directory] - sum(tree[c] for c in big)
         if rest > 0:
-            boxes.append((directory + (" (rest)" if big else ""), rest))
+            own = {cat: n - sum(mix[c][cat] for c in big) for cat, n in mix[directory].items()}
+            boxes.append((directory + (" (rest)" if big else ""), rest, max(own, key=own.get)))
 
     open_dir("", 0)
     return sorted(boxes, key=lambda b: -b[1])
@@ -242,37 +249,32 @@ def short(directory: str) -> str:
 
 
 def treemap(categories: dict[str, str], final: dict, path: Path, title: str) -> Path:
-    """The final filesystem as rectangles, largest first, coloured by each box's main category."""
+    """The final filesystem as rectangles, largest first, coloured by each box's main category.
+
+    "(smaller dirs)" boxes hold what a directory has outside its own drawn boxes."""
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
     import squarify
 
-    sizes = {p: final[p].size for p in categories}
-    boxes = [b for b in directory_boxes(sizes) if b[1] >= 0.002 * sum(sizes.values())]
-    by_category: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
-    for file_path, category in categories.items():
-        by_category[file_path.rsplit("/", 1)[0] if "/" in file_path else ""][category] += sizes[file_path]
-    total = sum(sizes.values()) or 1
+    files = {p: (final[p].size, category) for p, category in categories.items()}
+    total = sum(size for size, _ in files.values()) or 1
+    boxes = [b for b in directory_boxes(files) if b[1] >= 0.002 * total]
     fig, ax = plt.subplots(figsize=(12, 7))
-    rects = squarify.squarify(squarify.normalize_sizes([s for _, s in boxes], 100, 60), 0, 0, 100, 60)
-    for (name, size), rect in zip(boxes, rects, strict=True):
+    rects = squarify.squarify(squarify.normalize_sizes([b[1] for b in boxes], 100, 60), 0, 0, 100, 60)
+    for (name, size, key), rect in zip(boxes, rects, strict=True):
         base = name.removesuffix(" (rest)")
-        mix: dict[str, int] = defaultdict(int)
-        for directory, cats in by_category.items():
-            if directory == base or directory.startswith(base + "/") or not base:
-                for cat, n in cats.items():
-                    mix[cat] += n
-        key = max(mix, key=mix.get) if mix else "other"
         ax.add_patch(plt.Rectangle((rect["x"], rect["y"]), rect["dx"], rect["dy"], facecolor=CATEGORIES[key],
                                    edgecolor="white", linewidth=1.5))
         if rect["dx"] * rect["dy"] > 14 and rect["dx"] > 10:
-            label = short(base) + (" (rest)" if name.endswith(" (rest)") else "")
+            label = short(base)
+            if len(label) > rect["dx"] * 1.5:  # too long for its box: keep the end of the path
+                label = "…/" + "/".join(label.split("/")[-2:])
+            label += " (smaller dirs)" if name.endswith(" (rest)") else ""
             ax.text(rect["x"] + rect["dx"] / 2, rect["y"] + rect["dy"] / 2,
                     f"{label}\n{human_bytes(size)} ({size / total:.0%})", ha="center", va="center",
-                    fontsize=7 if rect["dx"] > 18 else 6, wrap=True,
-                    color="white" if key in DARK else "black")
+                    fontsize=7 if rect["dx"] > 18 else 6, wrap=True, color="white" if key in DARK else "black")
     handles = [plt.Rectangle((0, 0), 1, 1, color=c) for c in CATEGORIES.values()]
     ax.legend(handles, list(CATEGORIES), loc="upper center", bbox_to_anchor=(0.5, -0.01), ncol=7, fontsize=7,
               frameon=False)

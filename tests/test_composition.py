@@ -82,11 +82,13 @@ def test_dependencies_skip_extras_and_the_long_description():
     assert dependencies(text) == {"numpy", "packaging"}
 
 
-def test_directory_boxes_cover_every_byte():
-    sizes = {"usr/lib/a.so": 600, "usr/lib/b.so": 300, "usr/bin/x": 50, "etc/conf": 50}
-    boxes = dict(directory_boxes(sizes, min_share=0.1))
-    assert sum(boxes.values()) == 1000
-    assert boxes == {"usr/lib": 900, "usr (rest)": 50, " (rest)": 50}  # small dirs fold into their parent's box
+def test_directory_boxes_cover_every_byte_and_take_their_own_colour():
+    files = {"usr/lib/a.so": (600, "torch"), "usr/lib/b.so": (300, "torch"), "usr/bin/x": (50, "OS files"),
+             "etc/conf": (50, "OS files")}
+    boxes = {name: (size, key) for name, size, key in directory_boxes(files, min_share=0.1)}
+    assert sum(size for size, _ in boxes.values()) == 1000
+    # Small dirs fold into their parent's "(rest)" box, coloured by what is in it, not by its drawn children.
+    assert boxes == {"usr/lib": (900, "torch"), "usr (rest)": (50, "OS files"), " (rest)": (50, "OS files")}
 
 
 def test_pictures_are_pngs(tmp_path):
