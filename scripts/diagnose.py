@@ -33,7 +33,7 @@ from scripts.image_layers import (
     read_saved,
 )
 from scripts.results import RESULTS, human_bytes, print_table, save_json
-from scripts.variants import BY_NAME, Variant
+from scripts.variants import BY_NAME, ROOT, Variant
 
 DIVE = shutil.which("dive", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -73,7 +73,8 @@ def dive_report(archive: Path, rules: Path | None) -> dict:
         proc = subprocess.run([DIVE, "--ci", "--ci-config", str(rules), "--source", "docker-archive", str(archive)],
                               capture_output=True, text=True, timeout=900, check=False,
                               env={**os.environ, "CI": "true"})
-        out.update(ci_rules=str(rules), ci_passed=proc.returncode == 0,
+        shown = rules.relative_to(ROOT) if rules.is_relative_to(ROOT) else rules  # no machine paths in results
+        out.update(ci_rules=str(shown), ci_passed=proc.returncode == 0,
                    ci_output=[ln for ln in map(_plain, proc.stdout.splitlines())
                               if ln.strip().startswith(("PASS", "FAIL", "SKIP"))])
     return out
