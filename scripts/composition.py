@@ -17,6 +17,7 @@ from collections import defaultdict
 from pathlib import Path
 
 from scripts.image_layers import Analysis, SavedImage, distribution_files
+from scripts.report import save_figure
 from scripts.results import human_bytes
 from scripts.variants import ROOT
 
@@ -203,10 +204,7 @@ def stacked_chart(compositions: dict[str, dict], path: Path, title: str = "") ->
     if title:
         ax.set_title(title, fontsize=11)
     fig.tight_layout(rect=(0, 0.75 / height, 1, 1))
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)
 
 
 def directory_boxes(files: dict[str, tuple[int, str]], min_share: float = 0.03,
@@ -283,7 +281,4 @@ def treemap(categories: dict[str, str], final: dict, path: Path, title: str) -> 
     ax.axis("off")
     ax.set_title(title, fontsize=11)
     fig.tight_layout()
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fig.savefig(path, dpi=110)
-    plt.close(fig)
-    return path
+    return save_figure(fig, path)

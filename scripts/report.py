@@ -115,6 +115,13 @@ def chart(variants: dict[str, dict], path: Path, title: str = "") -> Path:
     if title:
         fig.suptitle(title, fontsize=11)
     fig.tight_layout()
+    return save_figure(fig, path)
+
+
+def save_figure(fig, path: Path) -> Path:
+    """Write a matplotlib figure as the PNG every chart here uses (110 dpi), and free it."""
+    import matplotlib.pyplot as plt
+
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, dpi=110)
     plt.close(fig)

@@ -43,6 +43,15 @@ class Model(Protocol):
     def count_tokens(self, texts: list[str]) -> int: ...  # what predict would run, after truncation
 
 
+def choose_device(requested: str, has_cuda: bool, why_not: str) -> str:
+    """auto -> cuda when the runtime has a GPU, else cpu; cuda without one is an error saying why_not."""
+    if requested == "auto":
+        return "cuda" if has_cuda else "cpu"
+    if requested == "cuda" and not has_cuda:
+        raise ModelLoadError(f"DEVICE=cuda but {why_not}")
+    return requested
+
+
 def backend_for(model_dir: str, requested: str = "auto") -> str:
     """torch | onnx: the requested one, or the one the folder's files call for."""
     if requested != "auto":

@@ -24,21 +24,12 @@ from app.backends import (
     BatchedClassifier,
     ModelLoadError,
     Prediction,
+    choose_device,
     max_input_length,
     trim_heap,
 )
 
 GPU_PROVIDER = "CUDAExecutionProvider"
-
-
-def pick_device(requested: str) -> str:
-    """auto -> cuda when this onnxruntime build has the CUDA provider, else cpu."""
-    has_cuda = GPU_PROVIDER in ort.get_available_providers()
-    if requested == "auto":
-        return "cuda" if has_cuda else "cpu"
-    if requested == "cuda" and not has_cuda:
-        raise ModelLoadError("DEVICE=cuda but this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
-    return requested
 
 
 class OnnxClassifier(BatchedClassifier):
@@ -54,7 +45,8 @@ class OnnxClassifier(BatchedClassifier):
             raise ModelLoadError(f"{model_dir} is not an ONNX model folder: {exc}") from exc
         if not self.path.is_file():
             raise ModelLoadError(f"no {ONNX_FILE} in {model_dir}")
-        self.device = pick_device(device)
+        self.device = choose_device(device, GPU_PROVIDER in ort.get_available_providers(),
+                                    "this onnxruntime has no CUDA provider (pip install onnxruntime-gpu)")
         self.labels = [config["id2label"][str(i)] for i in range(len(config["id2label"]))]
         self.max_length = max_input_length(folder, config)
         # tokenizer.json may fix padding at a length (this one pads to 128): pad to the batch's longest instead.

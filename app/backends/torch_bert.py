@@ -10,19 +10,9 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from app.backends import HEAVY_BATCH_TOKENS, BatchedClassifier, ModelLoadError, Prediction, trim_heap
+from app.backends import HEAVY_BATCH_TOKENS, BatchedClassifier, ModelLoadError, Prediction, choose_device, trim_heap
 
 hf_logging.disable_progress_bar()  # a progress bar per load is noise in service logs
-
-
-def pick_device(requested: str) -> str:
-    """auto -> cuda when torch sees a GPU, else cpu; cuda without a GPU is an error."""
-    has_cuda = torch.cuda.is_available()
-    if requested == "auto":
-        return "cuda" if has_cuda else "cpu"
-    if requested == "cuda" and not has_cuda:
-        raise ModelLoadError("DEVICE=cuda but torch sees no CUDA device")
-    return requested
 
 
 class Classifier(BatchedClassifier):
@@ -31,7 +21,7 @@ class Classifier(BatchedClassifier):
     def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32, threads: int = 1) -> None:
         super().__init__()
         started = time.perf_counter()
-        self.device = pick_device(device)
+        self.device = choose_device(device, torch.cuda.is_available(), "torch sees no CUDA device")
         # Explicit, not torch's default (all physical cores), so it matches what the container is given.
         torch.set_num_threads(threads)
         self.threads = threads
