@@ -107,9 +107,20 @@ class BatchedClassifier:
     """
 
     batch_size: int = 32
+    backend = ""  # set by each backend: "torch", "onnx"
+    # Set by each backend's __init__: name, labels, device, max_length, threads, load_seconds.
 
     def __init__(self) -> None:
         self._forward_lock = threading.Lock()
+
+    def describe(self) -> dict:
+        """What /readyz reports: the model, its labels and limits, and the runtime behind it."""
+        return {"model": self.name, "labels": self.labels, "device": self.device, "max_length": self.max_length,
+                "backend": self.backend, "versions": self.versions(), "threads": self.threads,
+                "load_seconds": round(self.load_seconds, 3)}
+
+    def versions(self) -> dict[str, str]:
+        raise NotImplementedError
 
     def predict(self, texts: list[str]) -> list[Prediction]:
         """Classify texts in batches; long inputs are truncated to the model's limit."""

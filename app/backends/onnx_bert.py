@@ -33,6 +33,8 @@ GPU_PROVIDER = "CUDAExecutionProvider"
 
 
 class OnnxClassifier(BatchedClassifier):
+    backend = "onnx"
+
     def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32, threads: int = 1) -> None:
         super().__init__()
         started = time.perf_counter()
@@ -88,18 +90,8 @@ class OnnxClassifier(BatchedClassifier):
                 self.load_seconds += time.perf_counter() - started
             return self._session
 
-    def describe(self) -> dict:
-        return {
-            "model": self.name,
-            "labels": self.labels,
-            "device": self.device,
-            "max_length": self.max_length,
-            "backend": "onnx",
-            "versions": {"onnxruntime": ort.__version__, "tokenizers": tokenizers.__version__,
-                         "numpy": np.__version__},
-            "threads": self.threads,
-            "load_seconds": round(self.load_seconds, 3),
-        }
+    def versions(self) -> dict[str, str]:
+        return {"onnxruntime": ort.__version__, "tokenizers": tokenizers.__version__, "numpy": np.__version__}
 
     def _token_counts(self, texts: list[str]) -> list[int]:
         return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]  # padding excluded

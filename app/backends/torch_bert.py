@@ -18,6 +18,8 @@ hf_logging.disable_progress_bar()  # a progress bar per load is noise in service
 class Classifier(BatchedClassifier):
     """Tokenizer + AutoModelForSequenceClassification from a folder or model id."""
 
+    backend = "torch"
+
     def __init__(self, model_dir: str, device: str = "auto", batch_size: int = 32, threads: int = 1) -> None:
         super().__init__()
         started = time.perf_counter()
@@ -40,17 +42,8 @@ class Classifier(BatchedClassifier):
         self.name = getattr(config, "model_name", None) or Path(str(model_dir).rstrip("/")).name or str(model_dir)
         self.load_seconds = time.perf_counter() - started
 
-    def describe(self) -> dict:
-        return {
-            "model": self.name,
-            "labels": self.labels,
-            "device": self.device,
-            "max_length": self.max_length,
-            "backend": "torch",
-            "versions": {"torch": torch.__version__, "transformers": transformers.__version__},
-            "threads": self.threads,
-            "load_seconds": round(self.load_seconds, 3),
-        }
+    def versions(self) -> dict[str, str]:
+        return {"torch": torch.__version__, "transformers": transformers.__version__}
 
     def _token_counts(self, texts: list[str]) -> list[int]:
         return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
