@@ -14,6 +14,7 @@ from __future__ import annotations
 import argparse
 import contextlib
 import functools
+import hashlib
 import html
 import http.server
 import os
@@ -106,19 +107,34 @@ def write_index(folder: Path) -> None:
         (simple / project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n")
 
 
-# A fixed port: the index URL is a build arg, and a new URL would invalidate the cached pip layers.
-PORT = int(os.environ.get("WHEELHOUSE_PORT", "38765"))
+def checkout_port(root: Path = ROOT) -> int:
+    """This checkout's own port (20000-39999), the same on every run.
+
+    Stable, because the index URL is a build arg: a new URL would invalidate the cached pip
+    layers. Derived from the checkout's path, so two checkouts on one machine differ.
+    """
+    return 20000 + int(hashlib.sha256(str(root).encode()).hexdigest(), 16) % 20000
 
 
 @contextlib.contextmanager
-def serve(folder: Path = WHEELHOUSE, port: int = PORT) -> Iterator[str]:
-    """Serve folder on 127.0.0.1:port for the duration; yield the index URL."""
+def serve(folder: Path = WHEELHOUSE, port: int | None = None) -> Iterator[str]:
+    """Serve folder on 127.0.0.1 for the duration; yield the index URL.
+
+    The port is `port`, else WHEELHOUSE_PORT, else this checkout's own port; when that one is
+    taken (and was not asked for), any free port: the build still works, only pip's cached
+    layers from earlier runs are not reused.
+    """
     handler = functools.partial(_QuietHandler, directory=str(folder))
+    asked = port or int(os.environ.get("WHEELHOUSE_PORT", "0") or 0)
     try:
-        server = http.server.ThreadingHTTPServer(("127.0.0.1", port), handler)
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", asked or checkout_port()), handler)
     except OSError as exc:
-        raise SystemExit(f"cannot serve the wheelhouse on 127.0.0.1:{port} ({exc}); "
-                         "set WHEELHOUSE_PORT to a free port") from None
+        if asked:
+            raise SystemExit(f"cannot serve the wheelhouse on 127.0.0.1:{asked} ({exc}); "
+                             "set WHEELHOUSE_PORT to a free port, or unset it") from None
+        log(f"this checkout's port {checkout_port()} is taken ({exc.strerror}); using a free one "
+            "(cached pip layers from earlier builds will not be reused)")
+        server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
     thread = threading.Thread(target=server.serve_forever, daemon=True)
     thread.start()
     try:
