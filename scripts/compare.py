@@ -37,7 +37,7 @@ from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.latency import free_port
 from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
-from scripts.smoke import Container, classify, has_shell, process_uids
+from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.variants import ROOT, Variant, select
 from scripts.wheelhouse import serve
 
@@ -48,16 +48,6 @@ CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/trim
 
 def log(msg: str) -> None:
     print(f"[compare] {msg}", file=sys.stderr, flush=True)
-
-
-def parse_mem(text: str) -> int:
-    """'312.4MiB / 23.5GiB' -> bytes of the first figure."""
-    value = text.split("/")[0].strip()
-    units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9, "B": 1}
-    for unit, factor in units.items():
-        if value.endswith(unit):
-            return int(float(value[: -len(unit)]) * factor)
-    raise ValueError(f"unrecognised memory figure {text!r}")
 
 
 def wait_first_classify(container: Container, started: float, timeout: float = 180) -> float:
@@ -101,13 +91,13 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
         loaded = load.run_level(host, int(port), 8, LOAD_SECONDS, 100_000, {"single": 80, "batch": 20}).summary()
         outcomes = hostile.run_all(host, int(port))
         time.sleep(2)  # let the request burst settle before reading idle memory
-        mem = docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container.id).stdout
+        memory = container_memory(container.id)
         uids = process_uids(container.id)
     finally:
         container.remove()
     return {"cold_start_seconds": round(statistics.median(starts), 2), "cold_start_runs": [round(s, 2) for s in starts],
             "cold_start_min_seconds": round(min(starts), 2), "cold_start_max_seconds": round(max(starts), 2),
-            "idle_memory_bytes": parse_mem(mem), "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
+            "idle_memory_bytes": memory, "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
             "p99_c8_ms": loaded["p99_ms"], "load_c8": loaded,
             "hostile_passed": f"{sum(o.passed for o in outcomes)}/{len(outcomes)}",
             "hostile": hostile.as_dicts(outcomes), **figures}

@@ -30,10 +30,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts import hostile
-from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
+from scripts.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
 from scripts.latency import SENTENCES, free_port, percentile
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
-from scripts.smoke import Container
+from scripts.smoke import Container, container_memory
 from scripts.variants import ROOT
 
 MIX_BODIES = {
@@ -153,13 +153,6 @@ def container_service(image: str) -> Target:
         return container_memory(container.id)
 
     return Target(host, port, rss=rss, close=container.remove)
-
-
-def container_memory(container_id: str) -> int:
-    """The container's memory use as `docker stats` reports it (cgroup, page cache excluded)."""
-    from scripts.compare import parse_mem
-
-    return parse_mem(docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container_id).stdout)
 
 
 def tree_rss(pid: int) -> int:

@@ -112,6 +112,21 @@ def process_uids(container_id: str) -> set[int]:
     return {int(u) for u in out if u.isdigit()}
 
 
+def parse_mem(text: str) -> int:
+    """'312.4MiB / 23.5GiB' -> bytes of the first figure."""
+    value = text.split("/")[0].strip()
+    units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9, "B": 1}
+    for unit, factor in units.items():
+        if value.endswith(unit):
+            return int(float(value[: -len(unit)]) * factor)
+    raise ValueError(f"unrecognised memory figure {text!r}")
+
+
+def container_memory(container_id: str) -> int:
+    """The container's memory use as `docker stats` reports it (cgroup, page cache excluded)."""
+    return parse_mem(docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container_id).stdout)
+
+
 def has_shell(image: str) -> bool:
     proc = docker("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "exit 0", check=False, timeout=60)
     return proc.returncode == 0

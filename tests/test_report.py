@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.compare import CONTEXT_PATHS, parse_mem, scratch_context, start_runs
+from scripts.compare import CONTEXT_PATHS, scratch_context, start_runs
 from scripts.report import METRICS, chart, markdown
+from scripts.smoke import parse_mem
 from scripts.variants import ROOT, VARIANTS
 
 DATA = {
