@@ -22,10 +22,10 @@ from pathlib import Path
 
 from scripts import bases, wheelhouse
 from scripts.engine import EngineError, buildkit_client, docker, ensure_engine, finish_cleanly_on_sigterm
-from scripts.results import RESULTS, human_bytes, load_json, print_table, save_json
-from scripts.variants import ROOT, Variant, select
+from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
+from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
 
-BUILD_JSON = RESULTS / "build.json"
+BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.flavored)
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
 TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 
@@ -86,6 +86,22 @@ def image_size(ref: str) -> int:
     return int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
 
 
+def image_id(ref: str) -> str | None:
+    proc = docker("image", "inspect", "--format", "{{.Id}}", ref, check=False)
+    return proc.stdout.strip() if proc.returncode == 0 else None
+
+
+def remove_replaced(old_id: str | None, ref: str) -> None:
+    """After a rebuild, remove the image the tag pointed to before (it would linger untagged).
+
+    Left alone when something still uses it (a container, another tag): docker refuses, and
+    that is the right answer.
+    """
+    if old_id and old_id != image_id(ref):
+        if docker("image", "rm", old_id, check=False).returncode == 0:
+            log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
+
+
 def wheels_enabled() -> bool:
     """WHEELHOUSE=off builds straight from the package indexes (where containers can reach them)."""
     return os.environ.get("WHEELHOUSE", "on").lower() not in {"off", "0", "no"}
@@ -100,28 +116,35 @@ def prepare(flavor: str = "cpu") -> BuildSetup:
     return setup
 
 
-def trim_build_cache() -> None:
+def trim_build_cache(keep: str | None = None) -> None:
     """Bound BuildKit's cache: every cold build adds GBs of snapshots the daemon may keep.
 
-    BUILD_CACHE_KEEP (default 30GB) is what stays, most recently used first; "off" skips this.
+    keep, else BUILD_CACHE_KEEP (default 30GB), is what stays, most recently used first;
+    "0" empties it; "off" skips this.
     """
-    keep = os.environ.get("BUILD_CACHE_KEEP", "30GB")
-    if keep.lower() in {"off", "0", "no", ""}:
+    keep = keep if keep is not None else os.environ.get("BUILD_CACHE_KEEP", "30GB")
+    if keep.lower() in {"off", "no", ""}:
         return
-    out = docker("builder", "prune", "-f", "--keep-storage", keep, check=False, timeout=900).stdout.strip()
+    args = ["--all"] if keep == "0" else ["--keep-storage", keep]
+    out = docker("builder", "prune", "-f", *args, check=False, timeout=900).stdout.strip()
     if out:
         log(f"build cache trimmed to {keep}: {out.splitlines()[-1]}")
 
 
 def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = False) -> dict:
-    results = load_json(BUILD_JSON).get("variants", {})
+    if any(v.flavor != setup.flavor for v in variants):
+        raise ValueError(f"variants of another flavour than {setup.flavor} passed to build_all")
+    path = flavored(BUILD_JSON, setup.flavor)
+    results = load_json(path).get("variants", {})
     use_wheels = wheels_enabled() and (wheelhouse.WHEELHOUSE / "simple").is_dir()
     with wheelhouse.serve() if use_wheels else contextlib.nullcontext() as url:
         setup.index_url = url
         for n, variant in enumerate(variants, 1):
             kind = "cached" if cached else "cold"
             log(f"({n}/{len(variants)}) building {variant.name} -> {variant.image} ({kind}) ...")
+            old_id = image_id(variant.image)
             seconds = build_image(variant.dockerfile, variant.image, setup, no_cache=not cached, label=variant.name)
+            remove_replaced(old_id, variant.image)
             size = image_size(variant.image)
             results[variant.name] = {
                 "image": variant.image, "flavor": setup.flavor, "cold": not cached,
@@ -129,7 +152,7 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
                 "bases": dict(setup.base_args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
             log(f"{variant.name}: {human_bytes(size)} in {seconds:.0f}s")
-            save_json(BUILD_JSON, {"variants": results})
+            save_json(path, {"variants": results})
     trim_build_cache()
     return results
 
@@ -142,16 +165,11 @@ def missing_models(variants: list[Variant]) -> list[str]:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
-    ap.add_argument("--flavor", choices=sorted(TORCH_INDEX), default=os.environ.get("FLAVOR", "cpu") or "cpu")
+    ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--cached", action="store_true", help="allow the build cache (not a cold build)")
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
-    variants = select(args.variants)
-    if args.flavor != "cpu":
-        skipped = [v.name for v in variants if v.runtime != "torch"]
-        variants = [v for v in variants if v.runtime == "torch"]
-        if skipped:
-            log(f"FLAVOR={args.flavor} is a torch build: skipping {', '.join(skipped)}")
+    variants = select(args.variants, args.flavor)
     missing = missing_models(variants)
     if missing:
         print(f"error: {', '.join(missing)} missing: run `make model` first", file=sys.stderr)

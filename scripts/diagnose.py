@@ -33,7 +33,7 @@ from scripts.image_layers import (
     read_saved,
 )
 from scripts.results import RESULTS, human_bytes, print_table, save_json
-from scripts.variants import BY_NAME, ROOT, Variant
+from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env
 
 DIVE = shutil.which("dive", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -157,11 +157,17 @@ def main(argv: list[str] | None = None) -> int:
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--variant", choices=sorted(BY_NAME))
     group.add_argument("--image")
+    ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--no-dive", action="store_true")
     args = ap.parse_args(argv)
     variant = BY_NAME.get(args.variant or ("" if args.image else "naive_image"))
+    if variant is not None:
+        if not variant.supports(args.flavor):
+            print(f"error: {variant.name} has no {args.flavor} flavour", file=sys.stderr)
+            return 2
+        variant = variant.with_flavor(args.flavor)
     image = args.image or variant.image
-    name = variant.name if variant else image.replace("/", "_").replace(":", "_")
+    name = variant.image.split(":", 1)[1] if variant else image.replace("/", "_").replace(":", "_")
     picture = RESULTS / "diagnose" / f"{name}-treemap.png"
     try:
         ensure_engine()

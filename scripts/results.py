@@ -13,6 +13,11 @@ from pathlib import Path
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
+def flavored(path: Path, flavor: str) -> Path:
+    """results/compare.json for cpu, results/compare-cuda.json for cuda: one file per flavour."""
+    return path if flavor == "cpu" else path.with_name(f"{path.stem}-{flavor}{path.suffix}")
+
+
 def load_json(path: Path) -> dict:
     try:
         return json.loads(path.read_text())

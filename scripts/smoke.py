@@ -1,6 +1,6 @@
 """Smoke-test every built image in a real container (`make smoke`).
 
-    python -m scripts.smoke [--variants layered_image] [--gpu]
+    python -m scripts.smoke [--variants layered_image] [--flavor cpu|cuda] [--gpu]
 
 For each image: start it (port on 127.0.0.1 only, read-only root filesystem),
 wait for /readyz, classify a clearly positive and a clearly negative sentence,
@@ -9,8 +9,9 @@ starve /healthz or /classify; every malformed or oversized request gets its 4xx 
 check the user and the shell, wait for the
 HEALTHCHECK to report healthy, run the one-shot CLI, then `docker stop` (SIGTERM) while
 the largest allowed request is in flight: it must get its answer, and the container
-must exit 0 within 10 s. GPU=1 adds --gpus all and
-expects the service to report cuda; without a GPU it says so and skips.
+must exit 0 within 10 s. GPU=1 adds --gpus all and expects the service to report
+cuda; when that cannot work here (cpu images, an engine that cannot give containers a
+GPU, a torch that sees none) it prints why, records it in smoke.json and runs the rest.
 """
 
 from __future__ import annotations
@@ -27,8 +28,8 @@ from dataclasses import dataclass, field
 
 from scripts import hostile
 from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
-from scripts.results import RESULTS, print_table, save_json
-from scripts.variants import Variant, select
+from scripts.results import RESULTS, flavored, print_table, save_json
+from scripts.variants import FLAVORS, Variant, flavor_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"
 POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
@@ -132,9 +133,32 @@ def has_shell(image: str) -> bool:
     return proc.returncode == 0
 
 
-def gpu_available() -> bool:
-    runtimes = docker("info", "--format", "{{json .Runtimes}}", check=False).stdout
-    return "nvidia" in runtimes
+GPU_PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"
+
+
+def gpu_skip_reason(variants: list[Variant]) -> str | None:
+    """None when GPU=1 can be honoured for these images; else why not, in one sentence.
+
+    The probe is the real thing: a throw-away container of the first image with --gpus all
+    asks its torch for CUDA. That works with the NVIDIA Container Toolkit however the engine
+    was set up (nvidia runtime, hook or CDI), where a look at `docker info` would not.
+    """
+    torch_images = [v for v in variants if v.runtime == "torch"]
+    if not torch_images:
+        return "none of these images has torch (the ONNX image runs on the CPU only)"
+    if torch_images[0].flavor == "cpu":
+        return ("these are the cpu images, whose torch has no CUDA: build and smoke the CUDA ones "
+                "with FLAVOR=cuda (make build-all FLAVOR=cuda && GPU=1 make smoke FLAVOR=cuda)")
+    probe = torch_images[0]
+    proc = docker("run", "--rm", "--gpus", "all", probe.image, *probe.python, "-c", GPU_PROBE,
+                  check=False, timeout=300)
+    if proc.returncode == 3:
+        return f"the engine gave {probe.image} a GPU, but its torch sees no CUDA device (driver too old?)"
+    if proc.returncode != 0:
+        why = (proc.stderr.strip().splitlines() or ["no output"])[-1]
+        return (f"this engine cannot give containers a GPU ({why[:200]}); it needs an NVIDIA GPU, "
+                "its driver and the NVIDIA Container Toolkit")
+    return None
 
 
 def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
@@ -230,18 +254,24 @@ def wait_healthy(container: Container, timeout: float = 40) -> str:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
+    ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--gpu", action="store_true", default=os.environ.get("GPU", "") not in ("", "0"))
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
+    variants = select(args.variants, args.flavor)
+    gpu_note: dict = {"requested": args.gpu}
     try:
         ensure_engine()
-        if args.gpu and not gpu_available():
-            log("GPU=1 but this engine has no nvidia runtime (no GPU here): skipping the GPU checks")
+        for variant in variants:
+            if docker("image", "inspect", variant.image, check=False).returncode != 0:
+                flag = "" if args.flavor == "cpu" else f" FLAVOR={args.flavor}"
+                raise EngineError(f"{variant.image} is not built: run `make build-all{flag}` first")
+        if args.gpu and (reason := gpu_skip_reason(variants)):
+            log(f"GPU=1: GPU checks SKIPPED: {reason}. The other checks run on the CPU.")
+            gpu_note["skipped"] = reason
             args.gpu = False
         results, rows = {}, []
-        for variant in select(args.variants):
-            if docker("image", "inspect", variant.image, check=False).returncode != 0:
-                raise EngineError(f"{variant.image} is not built: run `make build-all` first")
+        for variant in variants:
             log(f"{variant.name}: starting {variant.image} ...")
             r = results[variant.name] = smoke_variant(variant, gpu=args.gpu)
             log(f"{variant.name}: {'PASS' if not r['failures'] else 'FAIL: ' + '; '.join(r['failures'])}")
@@ -252,8 +282,10 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save_json(SMOKE_JSON, {"variants": results})
+    save_json(flavored(SMOKE_JSON, args.flavor), {"gpu": gpu_note, "variants": results})
     print_table(["variant", "result", "ready", "device", "user", "shell", "health", "stop"], rows)
+    if "skipped" in gpu_note:
+        print(f"\nGPU checks skipped: {gpu_note['skipped']}")
     return 0 if all(not r["failures"] for r in results.values()) else 1
 
 

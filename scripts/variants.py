@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+import os
+import sys
+from dataclasses import dataclass, replace
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_REPO = "bert-classifier"
+# Which torch goes in: app/torch-<flavor>.txt. The ONNX image has no torch, so it is cpu only.
+FLAVORS = ("cpu", "cuda")
 
 
 @dataclass(frozen=True)
@@ -17,6 +21,7 @@ class Variant:
     shell: bool  # does the image keep a shell?
     python: tuple[str, ...] = ("python",)  # how `docker run IMAGE ...` reaches Python
     runtime: str = "torch"  # the model runtime inside: torch (model/) or onnx (model-onnx-int8/)
+    flavor: str = "cpu"  # which torch build the image installs (FLAVORS)
 
     @property
     def dockerfile(self) -> Path:
@@ -29,7 +34,16 @@ class Variant:
 
     @property
     def image(self) -> str:
-        return f"{IMAGE_REPO}:{self.name}"
+        """The tag: cpu images keep the plain name, other flavours add theirs, so both can coexist."""
+        return f"{IMAGE_REPO}:{self.name}" + ("" if self.flavor == "cpu" else f"-{self.flavor}")
+
+    def supports(self, flavor: str) -> bool:
+        return flavor == "cpu" or self.runtime == "torch"
+
+    def with_flavor(self, flavor: str) -> Variant:
+        if flavor not in FLAVORS:
+            raise SystemExit(f"unknown FLAVOR {flavor!r}; choose from {', '.join(FLAVORS)}")
+        return replace(self, flavor=flavor)
 
     def predictor_command(self, *files: str) -> list[str]:
         return [*self.python, "-m", "app.predictor", *files]
@@ -49,12 +63,23 @@ TORCH_VARIANTS = tuple(v for v in VARIANTS if v.runtime == "torch")
 BY_NAME = {v.name: v for v in VARIANTS}
 
 
-def select(names: str | None) -> list[Variant]:
-    """Variants named in a comma/space list (all when empty); unknown names are an error."""
-    if not names or not names.strip():
-        return list(VARIANTS)
-    wanted = names.replace(",", " ").split()
+def select(names: str | None, flavor: str = "cpu") -> list[Variant]:
+    """Variants named in a comma/space list (all when empty), in flavor; unknown names are an error.
+
+    Variants that have no such flavour (the ONNX image has no CUDA torch) are left out, with a line
+    on stderr when they were named.
+    """
+    wanted = names.replace(",", " ").split() if names and names.strip() else list(BY_NAME)
     unknown = [n for n in wanted if n not in BY_NAME]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
-    return [BY_NAME[n] for n in wanted]
+    chosen = [BY_NAME[n].with_flavor(flavor) for n in wanted]
+    skipped = [v.name for v in chosen if not v.supports(flavor)]
+    if skipped:
+        print(f"FLAVOR={flavor} is a torch build: skipping {', '.join(skipped)}", file=sys.stderr)
+    return [v for v in chosen if v.supports(flavor)]
+
+
+def flavor_from_env() -> str:
+    """FLAVOR from the environment (make passes it on); cpu when unset."""
+    return (os.environ.get("FLAVOR") or "cpu").strip() or "cpu"

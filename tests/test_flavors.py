@@ -1,0 +1,112 @@
+"""The CUDA flavour's plumbing: tags, results files, GPU skip reasons, CUDA library accounting."""
+
+from __future__ import annotations
+
+import subprocess
+from pathlib import Path
+
+import pytest
+
+from scripts import build, compare, cuda_libs, smoke
+from scripts.composition import distribution_category
+from scripts.results import flavored
+from scripts.variants import BY_NAME, select
+
+
+def test_flavours_have_their_own_tags_and_the_onnx_image_has_no_cuda(capsys):
+    cpu, cuda = select("", "cpu"), select("", "cuda")
+    assert [v.image for v in cpu][:2] == ["bert-classifier:naive_image", "bert-classifier:slim_image"]
+    assert "onnx_image" not in [v.name for v in cuda] and len(cuda) == len(cpu) - 1
+    assert all(v.image.endswith("-cuda") and v.flavor == "cuda" for v in cuda)
+    assert "skipping onnx_image" in capsys.readouterr().err
+    assert select("onnx_image", "cuda") == []
+    with pytest.raises(SystemExit):
+        select("naive_image", "rocm")
+
+
+def test_results_files_per_flavour():
+    assert flavored(Path("results/compare.json"), "cpu") == Path("results/compare.json")
+    assert flavored(Path("results/compare.md"), "cuda") == Path("results/compare-cuda.md")
+
+
+def fake_docker(returncode: int, stderr: str = "", calls: list | None = None):
+    def run(*args, **kwargs):
+        if calls is not None:
+            calls.append(args)
+        return subprocess.CompletedProcess(args, returncode, "", stderr)
+    return run
+
+
+def test_gpu_skip_reasons(monkeypatch):
+    calls: list = []
+    monkeypatch.setattr(smoke, "docker", fake_docker(0, calls=calls))
+    assert "FLAVOR=cuda" in smoke.gpu_skip_reason(select("slim_image", "cpu"))
+    assert "ONNX" in smoke.gpu_skip_reason(select("onnx_image", "cpu"))
+    assert calls == []  # neither needs a probe container
+    assert smoke.gpu_skip_reason(select("slim_image", "cuda")) is None
+    assert "--gpus" in calls[0] and "bert-classifier:slim_image-cuda" in calls[0]
+    no_driver = 'docker: Error response from daemon: could not select device driver "" with capabilities: [[gpu]].'
+    monkeypatch.setattr(smoke, "docker", fake_docker(125, no_driver))
+    reason = smoke.gpu_skip_reason(select("slim_image", "cuda"))
+    assert "NVIDIA Container Toolkit" in reason and "could not select device driver" in reason
+    monkeypatch.setattr(smoke, "docker", fake_docker(3))
+    assert "sees no CUDA device" in smoke.gpu_skip_reason(select("slim_image", "cuda"))
+
+
+def test_keep_images(monkeypatch):
+    monkeypatch.delenv("KEEP_IMAGES", raising=False)
+    assert compare.keep_images("cpu") and not compare.keep_images("cuda")
+    monkeypatch.setenv("KEEP_IMAGES", "1")
+    assert compare.keep_images("cuda")
+    monkeypatch.setenv("KEEP_IMAGES", "0")
+    assert not compare.keep_images("cpu")
+
+
+def test_a_rebuild_removes_the_image_it_replaced(monkeypatch):
+    calls: list = []
+
+    def docker(*args, **kwargs):
+        calls.append(args)
+        out = "sha256:new\n" if args[:2] == ("image", "inspect") else ""
+        return subprocess.CompletedProcess(args, 0, out, "")
+
+    monkeypatch.setattr(build, "docker", docker)
+    build.remove_replaced("sha256:old", "bert-classifier:slim_image")
+    assert ("image", "rm", "sha256:old") in calls
+    calls.clear()
+    build.remove_replaced("sha256:new", "bert-classifier:slim_image")  # same image: nothing to remove
+    build.remove_replaced(None, "bert-classifier:slim_image")  # first build: nothing to remove
+    assert not any(c[:2] == ("image", "rm") for c in calls)
+
+
+SITE = "/opt/venv/lib/python3.11/site-packages"
+PROBE = {
+    "device": "cpu", "site_packages": SITE,
+    "loaded": [f"{SITE}/torch/lib/libtorch_cuda.so", f"{SITE}/nvidia/cublas/lib/libcublas.so.12",
+               "/usr/lib/x86_64-linux-gnu/libc.so.6"],
+    "shipped": {f"{SITE}/torch/lib/libtorch_cuda.so": 1000, f"{SITE}/torch/lib/libtorch_cpu.so": 500,
+                f"{SITE}/nvidia/cublas/lib/libcublas.so.12": 300, f"{SITE}/nvidia/cublas/lib/libcublasLt.so.12": 700,
+                f"{SITE}/nvidia/cusparselt/lib/libcusparseLt.so.0": 200, f"{SITE}/triton/backends/x.so": 50},
+}
+
+
+def test_cuda_libraries_loaded_against_shipped():
+    s = cuda_libs.summarize(PROBE)
+    assert s["shipped_bytes"] == 2750 and s["loaded_bytes"] == 1300  # libc is loaded but not shipped by a wheel
+    assert list(s["by_distribution"]) == ["torch", "nvidia/cublas", "nvidia/cusparselt", "triton"]
+    cublas = s["by_distribution"]["nvidia/cublas"]
+    assert cublas["loaded"] == [["libcublas.so.12", 300]] and cublas["not_loaded"] == [["libcublasLt.so.12", 700]]
+    assert s["never_loaded_distributions"] == ["nvidia/cusparselt", "triton"]
+    md = cuda_libs.markdown({"naive_image": {}, "slim_image": {"cuda_libs": s}})
+    assert "slim_image" in md and "| nvidia/cublas | 1.0 KB | 300 B | 1/2 |" in md
+    # One folder may hold several wheels (CUDA 13's nvidia/cu13): the RECORD owner wins over the folder.
+    owned = dict(PROBE, owner={f"{SITE}/nvidia/cublas/lib/libcublasLt.so.12": "nvidia-cublaslt"})
+    assert cuda_libs.summarize(owned)["by_distribution"]["nvidia-cublaslt"]["not_loaded"] == [
+        ["libcublasLt.so.12", 700]]
+
+
+def test_cuda_wheels_have_their_own_composition_category():
+    for name in ("nvidia-cublas-cu12", "nvidia_cudnn_cu12", "triton"):
+        assert distribution_category(name, set()) == "CUDA libraries (nvidia-*, triton)"
+    assert distribution_category("torch", set()) == "torch"
+    assert BY_NAME["naive_image"].with_flavor("cuda").image == "bert-classifier:naive_image-cuda"
