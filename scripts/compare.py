@@ -1,8 +1,8 @@
-"""Measure the five variants side by side (`make compare`).
+"""Measure the variants side by side (`make compare`, `make compare FLAVOR=cuda`).
 
-    python -m scripts.compare [--variants ...] [--skip push,rebuild,diagnose]
+    python -m scripts.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
 
-Builds what is missing (as `make build-all` does), then per variant: size and layer
+One variant at a time: build it if missing (as `make build-all` does), then: size and layer
 count; compressed push size to a local registry on 127.0.0.1, pull time into an empty
 second engine, and the fresh-node time (that pull, then `docker run` there until the
 first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
@@ -10,16 +10,23 @@ one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
 and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
 (root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at
-concurrency 8, and how many of scripts/hostile.py's checks pass.
+concurrency 8, and how many of scripts/hostile.py's checks pass. FLAVOR=cuda (torch
+variants only; no GPU needed: DEVICE=auto falls back to the CPU) adds which CUDA libraries
+the service loads against those the image ships (scripts/cuda_libs.py), and removes each
+image and its build cache once measured (KEEP_IMAGES=1 keeps them): five CUDA images and
+their rebuilds do not fit a small disk at once.
 
-Writes results/compare.json (every raw figure + the machine), results/compare.md
-(table with ratios to naive), results/compare.png and results/composition.png (where
-each image's bytes are, in the same categories), and prints the table.
+Writes results/compare.json (every raw figure + the machine; rewritten after each variant,
+so an interrupted run keeps what it measured), results/compare.md (table with ratios to
+naive), results/compare.png and results/composition.png (where each image's bytes are, in
+the same categories), and prints the table. FLAVOR=cuda writes the same files with -cuda
+in their names.
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import shutil
 import statistics
@@ -29,16 +36,16 @@ import time
 import urllib.error
 from pathlib import Path
 
-from scripts import hostile, latency, load, registry
+from scripts import cuda_libs, hostile, latency, load, registry
 from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
 from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.latency import free_port
 from scripts.report import chart, markdown, terminal_rows
-from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
-from scripts.variants import ROOT, Variant, select
+from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
 from scripts.wheelhouse import serve
 
 STEPS = ("push", "rebuild", "start", "diagnose")
@@ -103,25 +110,23 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
             "hostile": hostile.as_dicts(outcomes), **figures}
 
 
-def push_and_pull(variants: list[Variant]) -> dict[str, dict]:
-    out: dict[str, dict] = {}
-    with registry.local_registry() as reg, registry.scratch_engine() as scratch:
-        log(f"local registry on {reg}; scratch engine for cold pulls is up")
-        for v in variants:
-            ref = f"{reg}/bert-classifier:{v.name}"
-            docker("tag", v.image, ref)
-            started = time.perf_counter()
-            docker("push", ref, timeout=1800)
-            push_seconds = time.perf_counter() - started
-            pushed, layers = registry.pushed_bytes(reg, "bert-classifier", v.name)
-            pull_seconds, fresh_seconds = fresh_node(scratch, ref)
-            docker("rmi", ref, check=False)
-            out[v.name] = {"push_bytes": pushed, "push_seconds": round(push_seconds, 1),
-                           "pull_seconds": round(pull_seconds, 1), "pushed_layers": layers,
-                           "fresh_node_seconds": round(fresh_seconds, 1)}
-            log(f"{v.name}: pushed {human_bytes(pushed)} compressed in {push_seconds:.0f}s, "
-                f"pulled into an empty engine in {pull_seconds:.0f}s, first answer there after {fresh_seconds:.1f}s")
-    return out
+def push_and_pull(v: Variant, reg: str, scratch: str) -> dict:
+    """Push to the local registry reg, then the fresh-node figures on the scratch engine."""
+    tag = v.image.split(":", 1)[1]
+    ref = f"{reg}/bert-classifier:{tag}"
+    docker("tag", v.image, ref)
+    try:
+        started = time.perf_counter()
+        docker("push", ref, timeout=1800)
+        push_seconds = time.perf_counter() - started
+        pushed, layers = registry.pushed_bytes(reg, "bert-classifier", tag)
+        pull_seconds, fresh_seconds = fresh_node(scratch, ref)
+    finally:
+        docker("rmi", ref, check=False)
+    log(f"{v.name}: pushed {human_bytes(pushed)} compressed in {push_seconds:.0f}s, "
+        f"pulled into an empty engine in {pull_seconds:.0f}s, first answer there after {fresh_seconds:.1f}s")
+    return {"push_bytes": pushed, "push_seconds": round(push_seconds, 1), "pull_seconds": round(pull_seconds, 1),
+            "pushed_layers": layers, "fresh_node_seconds": round(fresh_seconds, 1)}
 
 
 def fresh_node(scratch: str, ref: str) -> tuple[float, float]:
@@ -162,7 +167,7 @@ def scratch_context(dest: Path, variants: list[Variant]) -> Path:
     return dest
 
 
-def rebuild_times(variants: list[Variant], setup) -> dict[str, dict]:
+def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None) -> dict[str, dict]:
     out: dict[str, dict] = {v.name: {} for v in variants}
     with tempfile.TemporaryDirectory(prefix="compare-ctx-") as tmp, serve() as url:
         setup.index_url = url
@@ -189,15 +194,21 @@ def rebuild_times(variants: list[Variant], setup) -> dict[str, dict]:
         finally:
             for v in variants:
                 docker("rmi", "-f", f"bert-classifier-scratch:{v.name}", check=False)
-            trim_build_cache()
+            trim_build_cache(cache_keep)
     return out
+
+
+def keep_images(flavor: str) -> bool:
+    """CUDA images are removed once measured unless KEEP_IMAGES=1; cpu images stay unless KEEP_IMAGES=0."""
+    raw = os.environ.get("KEEP_IMAGES", "").strip().lower()
+    return flavor == "cpu" if not raw else raw not in {"0", "no", "off", "false"}
 
 
 def hygiene(variant: Variant) -> dict:
     report, _ = analyze_image(variant.image, variant)
     dive = report["dive"]
     return {"os_packages": report["os_packages"], "wasted_bytes": report["wasted_bytes"],
-            "composition": report["composition"],
+            "composition": report["composition"], "largest_distributions": report["python_distributions"][:12],
             "dive_wasted_bytes": dive.get("wasted_bytes"), "dive_efficiency": dive.get("efficiency"),
             "dive_ci_passed": dive.get("ci_passed")}
 
@@ -205,20 +216,22 @@ def hygiene(variant: Variant) -> dict:
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
+    ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--skip", default="", help=f"comma list of steps to skip: {', '.join(STEPS)}")
     ap.add_argument("--out", type=Path, default=RESULTS)
     ap.add_argument("--redraw", action="store_true",
                     help="measure nothing: rewrite compare.md and the charts from compare.json")
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
+    out_json = flavored(args.out / "compare.json", args.flavor)
     if args.redraw:
-        saved = load_json(args.out / "compare.json")
+        saved = load_json(out_json)
         if not saved.get("variants"):
-            print(f"error: no measurements in {args.out / 'compare.json'} to redraw", file=sys.stderr)
+            print(f"error: no measurements in {out_json} to redraw", file=sys.stderr)
             return 2
-        write_reports(args.out, saved["machine"], saved["variants"])
+        write_reports(args.out, saved["machine"], saved["variants"], args.flavor)
         return 0
-    variants = select(args.variants)
+    variants = select(args.variants, args.flavor)
     skip = {s for s in args.skip.replace(",", " ").split() if s}
     if skip - set(STEPS):
         print(f"error: unknown step(s) {sorted(skip - set(STEPS))}; choose from {', '.join(STEPS)}", file=sys.stderr)
@@ -227,53 +240,79 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {', '.join(missing_models(variants))} missing: run `make model` first", file=sys.stderr)
         return 2
     runs = start_runs()
+    keep = keep_images(args.flavor)
+    data: dict[str, dict] = {}
+    where = machine()
     try:
-        setup = prepare()
-        builds = load_json(BUILD_JSON).get("variants", {})
-        missing = [v for v in variants
-                   if v.name not in builds or docker("image", "inspect", v.image, check=False).returncode != 0]
-        if missing:
-            log(f"building what is missing: {', '.join(v.name for v in missing)}")
-            builds.update(build_all(missing, setup))
-        data: dict[str, dict] = {}
-        for v in variants:
-            inspect = docker("image", "inspect", "--format", "{{.Size}} {{len .RootFS.Layers}}", v.image).stdout.split()
-            data[v.name] = {"image": v.image, "size_bytes": int(inspect[0]), "layers": int(inspect[1]),
-                            "build_seconds": builds[v.name]["build_seconds"]}
-        if "push" not in skip:
-            for name, figures in push_and_pull(variants).items():
-                data[name].update(figures)
-        if "rebuild" not in skip:
-            for name, figures in rebuild_times(variants, setup).items():
-                data[name].update(figures)
-        for n, v in enumerate(variants, 1):
-            if "start" not in skip:
-                log(f"({n}/{len(variants)}) {v.name}: cold start x{runs}, memory, latency ...")
-                data[v.name].update(runtime_figures(v, runs))
-            if "diagnose" not in skip:
-                log(f"({n}/{len(variants)}) {v.name}: docker save + layer analysis + dive ...")
-                data[v.name].update(hygiene(v))
+        setup = prepare(args.flavor)
+        builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
+        with contextlib.ExitStack() as stack:
+            if "push" not in skip:
+                reg = stack.enter_context(registry.local_registry())
+                scratch = stack.enter_context(registry.scratch_engine())
+                log(f"local registry on {reg}; scratch engine for cold pulls is up")
+            for n, v in enumerate(variants, 1):
+                data[v.name] = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})",
+                                               None if "push" in skip else (reg, scratch))
+                save_json(out_json, {"machine": where, "variants": data})
+                if not keep:
+                    log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
+                    docker("image", "rm", v.image, check=False)
+                    trim_build_cache("0")
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
+        if data:
+            print(f"what was measured before that is in {out_json}", file=sys.stderr)
         return 1
-    where = machine()
-    save_json(args.out / "compare.json", {"machine": where, "variants": data})
-    write_reports(args.out, where, data)
+    write_reports(args.out, where, data, args.flavor)
     return 0
 
 
-def write_reports(out: Path, where: dict, data: dict) -> None:
-    """compare.md, compare.png and composition.png from the figures; prints the table."""
+def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, step: str,
+                    push_to: tuple[str, str] | None) -> dict:
+    """Every figure for one variant, building it first when it is not there."""
+    if v.name not in builds or docker("image", "inspect", v.image, check=False).returncode != 0:
+        log(f"{step} {v.name}: not built yet, building {v.image} ...")
+        builds.update(build_all([v], setup))
+    inspect = docker("image", "inspect", "--format", "{{.Size}} {{len .RootFS.Layers}}", v.image).stdout.split()
+    figures = {"image": v.image, "flavor": v.flavor, "size_bytes": int(inspect[0]), "layers": int(inspect[1]),
+               "build_seconds": builds[v.name]["build_seconds"]}
+    if push_to:
+        log(f"{step} {v.name}: push, pull into an empty engine, first answer there ...")
+        figures.update(push_and_pull(v, *push_to))
+    if "rebuild" not in skip:
+        figures.update(rebuild_times([v], setup, cache_keep=None if keep_images(v.flavor) else "0")[v.name])
+    if "start" not in skip:
+        log(f"{step} {v.name}: cold start x{runs}, memory, latency ...")
+        figures.update(runtime_figures(v, runs))
+    if "diagnose" not in skip:
+        log(f"{step} {v.name}: docker save + layer analysis + dive ...")
+        figures.update(hygiene(v))
+    if v.flavor == "cuda":
+        log(f"{step} {v.name}: which CUDA libraries the service loads, of those shipped ...")
+        figures["cuda_libs"] = cuda_libs.measure(v)
+    return figures
+
+
+def write_reports(out: Path, where: dict, data: dict, flavor: str = "cpu") -> None:
+    """compare.md, compare.png and composition.png (-<flavor> for cuda) from the figures; prints the table."""
     title = f"measured {where['measured_at']} on {where['cpu'] or 'unknown CPU'}, {where['cores']} cores"
-    (out / "compare.md").write_text(markdown(data, f"_{title}_\n"))
-    chart(data, out / "compare.png", title)
+    if flavor != "cpu":
+        title = f"{flavor} images, {title}"
+    written = [flavored(out / "compare.json", flavor), flavored(out / "compare.md", flavor),
+               flavored(out / "compare.png", flavor)]
+    extra = cuda_libs.markdown(data) if flavor == "cuda" else ""
+    written[1].write_text(markdown(data, f"_{title}_\n") + extra)
+    chart(data, written[2], title)
     compositions = {name: d["composition"] for name, d in data.items() if "composition" in d}
     if compositions:
-        stacked_chart(compositions, out / "composition.png", f"where the bytes are, per image ({title})")
+        written.append(flavored(out / "composition.png", flavor))
+        stacked_chart(compositions, written[-1], f"where the bytes are, per image ({title})")
     header, rows = terminal_rows(data)
     print_table(header, rows)
-    print(f"\nwritten: {out / 'compare.json'}, {out / 'compare.md'}, {out / 'compare.png'}"
-          + (f", {out / 'composition.png'}" if compositions else ""))
+    if extra:
+        print(extra)
+    print(f"\nwritten: {', '.join(str(p) for p in written)}")
 
 
 if __name__ == "__main__":

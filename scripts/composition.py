@@ -26,6 +26,7 @@ CATEGORIES = {
     "OS files": "#8c8c8c",
     "Python + stdlib": "#4C72B0",
     "torch": "#C44E52",
+    "CUDA libraries (nvidia-*, triton)": "#76B900",
     "transformers": "#DD8452",
     "onnxruntime": "#937860",
     "other Python deps": "#55A868",
@@ -38,6 +39,7 @@ CATEGORIES = {
     "other": "#d9d9d9",
 }
 NAMED_DISTRIBUTIONS = ("torch", "transformers", "onnxruntime")
+CUDA_DISTRIBUTIONS = re.compile(r"^nvidia-|^triton$|^cuda-")  # what a CUDA torch wheel brings with it
 DARK = {"app", "torch", "Python + stdlib", "onnxruntime"}  # colours that need white text
 INSTALLER = {"pip", "setuptools", "wheel"}
 NAME_A_DEP_ABOVE = 0.05  # an "other Python deps" member this share of the image's bytes is named
@@ -100,6 +102,8 @@ def distribution_category(name: str, runtime: set[str]) -> str:
     key = canonical(name)
     if key in NAMED_DISTRIBUTIONS:
         return key
+    if CUDA_DISTRIBUTIONS.match(key):
+        return "CUDA libraries (nvidia-*, triton)"
     if key in INSTALLER:
         return "installer (pip, setuptools)"
     return "other Python deps" if key in runtime else "dev extras"

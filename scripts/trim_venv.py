@@ -2,6 +2,7 @@
 
     python trim_venv.py /opt/venv
     python trim_venv.py --bytecode-only /venv    # also replace sources with their bytecode
+    python trim_venv.py --cuda-inference-only /opt/venv   # also CUDA parts eager inference never loads
 
 Runs in the build stage of the multi-stage Dockerfiles (standard library only),
 so the bytes never reach the runtime stage. Prints what it removed and how much.
@@ -36,6 +37,17 @@ REMOVE = (
 )
 
 
+# Opt-in for CUDA images (build arg CUDA_TRIM=1): parts of the CUDA torch wheels that an eager,
+# single-process inference service never runs. Found with scripts/cuda_libs.py on the CPU; cuDNN's
+# engine libraries are not loaded there either, but stay: on a GPU, attention may use them.
+CUDA_INFERENCE_ONLY = (
+    "triton", "triton-*.dist-info",  # torch.compile's kernel compiler (imported if present, never used eagerly)
+    "nvidia/*/lib/libcusolverMg.so*",  # multi-GPU dense solver
+    "nvidia/*/lib/libnvperf_*.so", "nvidia/*/lib/libcheckpoint.so",  # CUPTI's profiling/checkpoint helpers
+    "nvidia/*/lib/libcufftw.so*", "nvidia/*/lib/libnvblas.so*",  # FFTW/BLAS drop-in shims for C programs
+)
+
+
 # Modules that read source code at import time (torch's config modules read their own with
 # inspect.getsource; TorchScript compiles decorated functions from source) keep their .py.
 NEEDS_SOURCE = re.compile(rb"install_config_module\(|getsource\(|torch\.jit\.script|@torch\.jit")
@@ -50,12 +62,12 @@ def size(path: Path) -> int:
     return sum(p.lstat().st_size for p in path.rglob("*") if p.is_file() and not p.is_symlink())
 
 
-def trim(venv: Path) -> int:
+def trim(venv: Path, patterns: tuple[str, ...] = REMOVE) -> int:
     site = next(venv.glob("lib/python3*/site-packages"), None)
     if site is None:
         raise SystemExit(f"{venv} has no lib/python3*/site-packages")
     freed = 0
-    for pattern in REMOVE:
+    for pattern in patterns:
         for path in sorted(site.glob(pattern)):
             freed += size(path)
             if path.is_dir() and not path.is_symlink():
@@ -110,11 +122,14 @@ def bytecode_only(venv: Path) -> int:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
+    flags = {"--bytecode-only", "--cuda-inference-only"}
     sourceless = "--bytecode-only" in args
-    paths = [a for a in args if a != "--bytecode-only"]
+    paths = [a for a in args if a not in flags]
     if len(paths) != 1:
         raise SystemExit(__doc__)
     venv = Path(paths[0])
     print(f"trim_venv: removed {trim(venv) / 1e6:.0f} MB of build/test files from {venv}")
+    if "--cuda-inference-only" in args:
+        print(f"trim_venv: removed {trim(venv, CUDA_INFERENCE_ONLY) / 1e6:.0f} MB of CUDA parts inference never loads")
     if sourceless:
         print(f"trim_venv: bytecode-only saved {bytecode_only(venv) / 1e6:.0f} MB")
