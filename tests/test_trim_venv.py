@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.trim_venv import trim
+from scripts.trim_venv import CUDA_INFERENCE_ONLY, trim
 
 
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
@@ -100,3 +100,20 @@ def test_bytecode_only_leaves_source_packages_whole(tmp_path):
     bytecode_only(tmp_path)
     assert (pkg / "__init__.py").exists() and (pkg / "__pycache__/__init__.cpython-311.pyc").exists()
     assert not (pkg / "__init__.pyc").exists()
+
+
+def test_cuda_inference_only_is_opt_in_and_keeps_what_inference_loads(tmp_path):
+    site = tmp_path / "lib/python3.11/site-packages"
+    loaded = ["nvidia/cu13/lib/libcublas.so.13", "nvidia/cu13/lib/libcusolver.so.12", "nvidia/cu13/lib/libcupti.so.13",
+              "nvidia/cudnn/lib/libcudnn_engines_precompiled.so.9", "nvidia/nccl/lib/libnccl.so.2"]
+    unused = ["triton/_C/libtriton.so", "triton-3.8.0.dist-info/RECORD", "nvidia/cu13/lib/libcusolverMg.so.12",
+              "nvidia/cu13/lib/libnvperf_host.so", "nvidia/cusolver/lib/libcusolverMg.so.11",
+              "nvidia/cu13/lib/libnvblas.so.13", "nvidia/cu13/lib/libcufftw.so.12"]
+    for rel in loaded + unused:
+        (site / rel).parent.mkdir(parents=True, exist_ok=True)
+        (site / rel).write_bytes(b"x" * 10)
+    trim(tmp_path)  # the default list never touches CUDA libraries
+    assert all((site / rel).exists() for rel in loaded + unused)
+    assert trim(tmp_path, CUDA_INFERENCE_ONLY) == 10 * len(unused)
+    assert all((site / rel).exists() for rel in loaded)
+    assert not any((site / rel).exists() for rel in unused)
