@@ -11,7 +11,7 @@ MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose \
-        serve benchmark lint unit integration test clean
+        serve benchmark lint unit integration test clean clean-images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -80,3 +80,6 @@ test: lint unit integration  ## everything CI runs
 
 clean:  ## remove the assembled model and partial results (keeps venv, wheelhouse, images)
 	rm -rf model model-onnx model-onnx-int8 results/*.tmp
+
+clean-images: $(VENV_STAMP)  ## remove every image, stand-in, leftover scratch engine and build cache the project made
+	$(PY) -m scripts.clean

@@ -27,6 +27,8 @@ from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
 
 BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.flavored)
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
+# On every image a build makes, so `make clean-images` finds them even once untagged.
+PROJECT_LABEL = "org.bert-classifier.built-by"
 TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 
 
@@ -59,7 +61,7 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
                 no_cache: bool = True, label: str = "", quiet: bool = False) -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines."""
     cmd = [buildkit_client(), "build", "--progress=plain", "--network=host", "-f", str(dockerfile),
-           "-t", tag, *setup.build_args()]
+           "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.build", *setup.build_args()]
     if no_cache:
         cmd.append("--no-cache")
     cmd.append(str(context))

@@ -1,0 +1,143 @@
+"""Remove what this project built from the engine and the disk (`make clean-images`).
+
+    python -m scripts.clean [--dry-run]
+
+- images: every bert-classifier tag of both flavours, the bert-classifier-scratch images of
+  compare's rebuilds, untagged images carrying the project's build label (replaced builds),
+  and the stand-in bases (local/*: the next build makes them again, 1-3 min each);
+  containers of any of these are removed first;
+- scratch engines an interrupted `make compare` left in /var/tmp (a live one belongs to a run
+  in progress, maybe another checkout's, and is left alone);
+- BuildKit's cache down to BUILD_CACHE_KEEP (default 30GB; 0 empties it).
+
+Official images pulled from a registry are not the project's and stay. Prints what it
+freed, as the engine counts it (`docker system df`) plus the scratch engines' folders.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import re
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+from scripts.bases import BASES
+from scripts.build import PROJECT_LABEL, trim_build_cache
+from scripts.engine import EngineError, docker, ensure_engine
+from scripts.results import human_bytes
+from scripts.variants import IMAGE_REPO
+
+SCRATCH_ROOTS = Path("/var/tmp")
+UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
+
+
+def log(msg: str) -> None:
+    print(f"[clean] {msg}", file=sys.stderr, flush=True)
+
+
+def parse_size(text: str) -> int:
+    """`docker system df`'s sizes ('29.39GB', '0B', '512kB') in bytes."""
+    m = re.fullmatch(r"([\d.]+)\s*([kKMGT]?B)", text.strip())
+    if not m:
+        raise ValueError(f"unrecognised size {text!r}")
+    return int(float(m.group(1)) * UNITS[m.group(2)])
+
+
+def engine_usage() -> int:
+    """Bytes of images + build cache + containers, as `docker system df` reports them."""
+    total = 0
+    for line in docker("system", "df", "--format", "{{json .}}").stdout.splitlines():
+        row = json.loads(line)
+        if row.get("Type") in {"Images", "Build Cache", "Containers"}:
+            total += parse_size(row["Size"])
+    return total
+
+
+def project_images() -> list[str]:
+    """Image IDs or refs this project built: its tags, its stand-ins, its labelled untagged images."""
+    ours = {IMAGE_REPO, f"{IMAGE_REPO}-scratch"}
+    stand_ins = {b.local for b in BASES}
+    refs = []
+    for line in docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.splitlines():
+        repo = line.rsplit(":", 1)[0]
+        if repo in ours or line in stand_ins:
+            refs.append(line)
+    untagged = docker("images", "-q", "--filter", "dangling=true", "--filter", f"label={PROJECT_LABEL}").stdout
+    return refs + sorted(set(untagged.split()))
+
+
+def remove_images(refs: list[str]) -> None:
+    for ref in refs:
+        for cid in docker("ps", "-aq", "--filter", f"ancestor={ref}").stdout.split():
+            docker("rm", "-f", cid, check=False)
+    if refs:
+        proc = docker("image", "rm", "-f", *refs, check=False, timeout=900)
+        for line in proc.stderr.splitlines():
+            log(f"not removed: {line.strip()}")
+
+
+def pid_alive(pid_file: Path) -> bool:
+    try:
+        os.kill(int(pid_file.read_text().strip()), 0)
+    except (OSError, ValueError):
+        return False
+    return True
+
+
+def folder_bytes(path: Path) -> int:
+    total = 0
+    for p in path.rglob("*"):
+        try:
+            if p.is_file() and not p.is_symlink():
+                total += p.stat().st_size
+        except OSError:
+            pass
+    return total
+
+
+def stale_scratch_engines(root: Path = SCRATCH_ROOTS) -> list[Path]:
+    """Scratch engine folders whose dockerd is gone (an interrupted compare's leftovers)."""
+    return [d for d in sorted(root.glob("scratch-engine-*")) if d.is_dir() and not pid_alive(d / "docker.pid")]
+
+
+def remove_scratch_engine(folder: Path) -> None:
+    for mount in ("data", "exec"):  # overlay mounts and network namespaces it left behind
+        subprocess.run(["umount", "-R", str(folder / mount)], capture_output=True, check=False)
+    for ns in (folder / "exec" / "netns").glob("*") if (folder / "exec" / "netns").is_dir() else ():
+        subprocess.run(["umount", str(ns)], capture_output=True, check=False)
+    shutil.rmtree(folder, ignore_errors=True)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--dry-run", action="store_true", help="list what would go, remove nothing")
+    args = ap.parse_args(argv)
+    try:
+        ensure_engine()
+        refs = project_images()
+        scratch = stale_scratch_engines()
+        scratch_bytes = sum(folder_bytes(d) for d in scratch)
+        log(f"{len(refs)} project images: {', '.join(refs) or 'none'}")
+        log(f"{len(scratch)} leftover scratch engines ({human_bytes(scratch_bytes)})")
+        if args.dry_run:
+            return 0
+        before = engine_usage()
+        remove_images(refs)
+        trim_build_cache()
+        freed_engine = before - engine_usage()
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+    for folder in scratch:
+        remove_scratch_engine(folder)
+    print(f"freed {human_bytes(max(freed_engine, 0))} in the engine (images, build cache) "
+          f"and {human_bytes(scratch_bytes)} of leftover scratch engines")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
