@@ -17,6 +17,7 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -46,7 +47,21 @@ class BuildSetup:
 
     base_args: dict[str, str]
     flavor: str = "cpu"
+    use_wheelhouse: bool = False  # decided once by prepare() (WHEELHOUSE=auto|on|off)
     index_url: str | None = None  # the wheelhouse's index while it is served
+
+    @contextlib.contextmanager
+    def wheels(self) -> Iterator[str | None]:
+        """Serve the wheelhouse for the builds inside (when this setup uses one)."""
+        if not self.use_wheelhouse:
+            yield None
+            return
+        with wheelhouse.serve() as url:
+            self.index_url = url
+            try:
+                yield url
+            finally:
+                self.index_url = None
 
     def build_args(self) -> list[str]:
         args = dict(self.base_args, TORCH_FLAVOR=self.flavor, TORCH_INDEX_URL=TORCH_INDEX[self.flavor])
@@ -60,7 +75,9 @@ class BuildSetup:
 def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
                 no_cache: bool = True, label: str = "", quiet: bool = False) -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines."""
-    cmd = [buildkit_client(), "build", "--progress=plain", "--network=host", "-f", str(dockerfile),
+    # The host network only to reach the wheelhouse on 127.0.0.1; otherwise the builder's own.
+    network = ["--network=host"] if setup.index_url else []
+    cmd = [buildkit_client(), "build", "--progress=plain", *network, "-f", str(dockerfile),
            "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.build", *setup.build_args()]
     if no_cache:
         cmd.append("--no-cache")
@@ -104,17 +121,57 @@ def remove_replaced(old_id: str | None, ref: str) -> None:
             log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
 
 
-def wheels_enabled() -> bool:
-    """WHEELHOUSE=off builds straight from the package indexes (where containers can reach them)."""
-    return os.environ.get("WHEELHOUSE", "on").lower() not in {"off", "0", "no"}
+INDEX_PROBE = "import urllib.request as u; u.urlopen('https://pypi.org/simple/pip/', timeout=10)"
+
+
+def wheelhouse_mode() -> str:
+    """WHEELHOUSE: auto (default: only where containers cannot reach PyPI), on, or off."""
+    raw = (os.environ.get("WHEELHOUSE") or "auto").strip().lower()
+    mode = {"1": "on", "yes": "on", "true": "on", "0": "off", "no": "off", "false": "off"}.get(raw, raw)
+    if mode not in {"auto", "on", "off"}:
+        raise EngineError(f"WHEELHOUSE must be auto, on or off, got {raw!r}")
+    return mode
+
+
+def index_reachable(image: str) -> bool:
+    """Can a container of image (one the builds start from) fetch PyPI's index over HTTPS?"""
+    proc = docker("run", "--rm", "--entrypoint", "python3", image, "-c", INDEX_PROBE, check=False, timeout=90)
+    return proc.returncode == 0
+
+
+def engine_arch() -> str:
+    """The wheel tags' name for the engine's CPU (docker info: x86_64 or aarch64)."""
+    return wheelhouse.machine_arch(docker("info", "--format", "{{.Architecture}}").stdout.strip())
+
+
+def wheelhouse_unreachable_reason() -> str | None:
+    """Why builds on this engine could not reach a wheelhouse served on this machine's 127.0.0.1."""
+    info = docker("info", "--format", "{{.OperatingSystem}}|{{.Name}}").stdout.strip()
+    host = os.environ.get("DOCKER_HOST", "")
+    if "Docker Desktop" in info:
+        return f"this engine runs in Docker Desktop's VM ({info.split('|')[0]}), whose host network is not this one"
+    if host and not host.startswith("unix://"):
+        return f"this engine is elsewhere (DOCKER_HOST={host})"
+    return None
 
 
 def prepare(flavor: str = "cpu") -> BuildSetup:
     """Engine, bases and wheelhouse: what every build needs first."""
     ensure_engine()
     setup = BuildSetup(bases.resolve(), flavor)
-    if wheels_enabled():
-        wheelhouse.download(flavor)
+    mode = wheelhouse_mode()
+    if mode == "auto":
+        probe_image = setup.base_args["PYTHON_SLIM_IMAGE"]
+        setup.use_wheelhouse = not index_reachable(probe_image)
+        log("WHEELHOUSE=auto: " + ("containers here cannot reach PyPI: builds install from the local wheelhouse"
+                                   if setup.use_wheelhouse else "containers reach PyPI: builds install from it"))
+    else:
+        setup.use_wheelhouse = mode == "on"
+    if setup.use_wheelhouse:
+        if reason := wheelhouse_unreachable_reason():
+            raise EngineError(f"the wheelhouse is served on this machine's 127.0.0.1, which builds cannot reach: "
+                              f"{reason}. Build where containers reach PyPI with WHEELHOUSE=off.")
+        wheelhouse.download(flavor, engine_arch())
     return setup
 
 
@@ -138,9 +195,7 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
         raise ValueError(f"variants of another flavour than {setup.flavor} passed to build_all")
     path = flavored(BUILD_JSON, setup.flavor)
     results = load_json(path).get("variants", {})
-    use_wheels = wheels_enabled() and (wheelhouse.WHEELHOUSE / "simple").is_dir()
-    with wheelhouse.serve() if use_wheels else contextlib.nullcontext() as url:
-        setup.index_url = url
+    with setup.wheels():
         for n, variant in enumerate(variants, 1):
             kind = "cached" if cached else "cold"
             log(f"({n}/{len(variants)}) building {variant.name} -> {variant.image} ({kind}) ...")

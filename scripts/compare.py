@@ -46,7 +46,6 @@ from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
-from scripts.wheelhouse import serve
 
 STEPS = ("push", "rebuild", "start", "diagnose")
 LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 % batches of 32)
@@ -169,8 +168,7 @@ def scratch_context(dest: Path, variants: list[Variant]) -> Path:
 
 def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None) -> dict[str, dict]:
     out: dict[str, dict] = {v.name: {} for v in variants}
-    with tempfile.TemporaryDirectory(prefix="compare-ctx-") as tmp, serve() as url:
-        setup.index_url = url
+    with tempfile.TemporaryDirectory(prefix="compare-ctx-") as tmp, setup.wheels():
         ctx = scratch_context(Path(tmp), variants)
 
         def build(v: Variant) -> float:

@@ -1,12 +1,15 @@
 """Wheelhouse: every wheel the images install, downloaded on the host and served on 127.0.0.1.
 
-    python -m scripts.wheelhouse [--flavor cpu|cuda]     # `make wheels`
+    python -m scripts.wheelhouse [--flavor cpu|cuda] [--platform linux/arm64]    # `make wheels`
 
-Containers here cannot reach package registries over TLS, so builds install
-from this wheelhouse instead: it is laid out as a PEP 503 "simple" index and
-served on 127.0.0.1 to builds that run on the host network. The Dockerfiles
-only see PIP_INDEX_URL / TORCH_INDEX_URL build args; the wheels never enter
-an image layer. Without a wheelhouse the Dockerfiles use PyPI as usual.
+Where build containers cannot reach the package index (as here: no TLS out of
+containers), builds install from this wheelhouse instead: it is laid out as a
+PEP 503 "simple" index and served on 127.0.0.1 to builds that run on the host
+network. The Dockerfiles only see PIP_INDEX_URL / TORCH_INDEX_URL build args; the
+wheels never enter an image layer. Wheels are resolved for the platform the images
+are built for (PLATFORM, else the engine's own: `docker info`), not for the machine
+pip runs on: a Mac with an arm64 engine gets aarch64 wheels. WHEELHOUSE=auto (the
+default, scripts/build.py) uses it only when a container cannot reach PyPI.
 """
 
 from __future__ import annotations
@@ -52,41 +55,69 @@ REQUIREMENTS = {
 }
 
 
+# Every base the images use is Debian 12 (glibc 2.36) or newer: any manylinux wheel up to 2.36 runs.
+GLIBC_MINOR_MAX = 36
+ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
+
+
 def log(msg: str) -> None:
     print(f"[wheels] {msg}", file=sys.stderr, flush=True)
+
+
+def machine_arch(platform: str) -> str:
+    """'linux/arm64' (or docker info's 'aarch64') -> the wheel tags' name for it, 'aarch64'."""
+    os_name, _, arch = platform.partition("/") if "/" in platform else ("linux", "", platform)
+    arch = arch.split("/")[0].lower()  # linux/arm64/v8 -> arm64
+    if os_name.lower() != "linux" or arch not in ARCHES:
+        raise SystemExit(f"images can be built for linux/amd64 or linux/arm64, not {platform!r}")
+    return ARCHES[arch]
+
+
+def manylinux_tags(arch: str) -> list[str]:
+    """Platform tags pip may take for arch, most specific first (pip does not widen --platform itself)."""
+    tags = [f"manylinux_2_{minor}_{arch}" for minor in range(GLIBC_MINOR_MAX, 16, -1)] + [f"manylinux2014_{arch}"]
+    return tags + (["manylinux2010_x86_64", "manylinux1_x86_64"] if arch == "x86_64" else [])
 
 
 def normalize(name: str) -> str:
     return re.sub(r"[-_.]+", "-", name).lower()
 
 
-def stamp(flavor: str) -> Path:
-    return WHEELHOUSE / f".complete-{flavor}"
+def stamp(flavor: str, arch: str = "x86_64") -> Path:
+    return WHEELHOUSE / f".complete-{flavor}-{arch}"
 
 
 def requirements_digest(flavor: str) -> str:
     return "\n".join(f"{ws}" + "".join((ROOT / r).read_text() for r in ws.files) for ws in REQUIREMENTS[flavor])
 
 
-def download(flavor: str) -> Path:
-    """Download (once per requirements content) every wheel for flavor; rebuild the index."""
+def download_command(wheel_set: WheelSet, arch: str) -> list[str]:
+    cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", wheel_set.python,
+           "--implementation", "cp", "--dest", str(WHEELHOUSE), "--progress-bar", "off",
+           *(["--no-deps"] if wheel_set.no_deps else [])]
+    for tag in manylinux_tags(arch):
+        cmd += ["--platform", tag]
+    for req in wheel_set.files:
+        cmd += ["-r", str(ROOT / req)]
+    return cmd
+
+
+def download(flavor: str, arch: str = "x86_64") -> Path:
+    """Download (once per requirements content) every wheel for flavor on arch; rebuild the index."""
     digest = requirements_digest(flavor)
-    if stamp(flavor).exists() and stamp(flavor).read_text() == digest:
-        log(f"wheelhouse for {flavor} is up to date ({WHEELHOUSE})")
+    if stamp(flavor, arch).exists() and stamp(flavor, arch).read_text() == digest:
+        log(f"wheelhouse for {flavor} on {arch} is up to date ({WHEELHOUSE})")
         return WHEELHOUSE
     WHEELHOUSE.mkdir(exist_ok=True)
-    log(f"downloading wheels for the {flavor} images into {WHEELHOUSE} (first time: several minutes) ...")
+    log(f"downloading wheels for the {flavor} images on {arch} into {WHEELHOUSE} (first time: several minutes) ...")
     for wheel_set in REQUIREMENTS[flavor]:
-        cmd = [sys.executable, "-m", "pip", "download", "--only-binary=:all:", "--python-version", wheel_set.python,
-               "--dest", str(WHEELHOUSE), "--progress-bar", "off", *(["--no-deps"] if wheel_set.no_deps else [])]
-        for req in wheel_set.files:
-            cmd += ["-r", str(ROOT / req)]
+        cmd = download_command(wheel_set, arch)
         proc = subprocess.run(cmd, cwd=ROOT, text=True, capture_output=True, check=False)
         if proc.returncode != 0:
             raise SystemExit(f"pip download (Python {wheel_set.python}) failed:\n{proc.stdout[-1500:]}\n"
                              f"{proc.stderr[-3000:]}")
     write_index(WHEELHOUSE)
-    stamp(flavor).write_text(digest)
+    stamp(flavor, arch).write_text(digest)
     size = sum(p.stat().st_size for p in WHEELHOUSE.glob("*.whl"))
     log(f"{len(list(WHEELHOUSE.glob('*.whl')))} wheels, {size / 2**30:.2f} GiB")
     return WHEELHOUSE
@@ -157,7 +188,9 @@ class _QuietHandler(http.server.SimpleHTTPRequestHandler):
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--flavor", choices=sorted(REQUIREMENTS), default="cpu")
-    download(ap.parse_args(argv).flavor)
+    ap.add_argument("--platform", default=os.environ.get("PLATFORM", "") or "linux/amd64")
+    args = ap.parse_args(argv)
+    download(args.flavor, machine_arch(args.platform))
     return 0
 
 

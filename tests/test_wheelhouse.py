@@ -48,3 +48,44 @@ def test_a_taken_port_that_was_asked_for_is_a_clear_error(tmp_path, monkeypatch)
         with pytest.raises(SystemExit, match="WHEELHOUSE_PORT"):
             with wheelhouse.serve(tmp_path):
                 pass
+
+
+def test_wheels_are_resolved_for_the_target_platform_not_the_host():
+    assert wheelhouse.machine_arch("linux/arm64") == wheelhouse.machine_arch("aarch64") == "aarch64"
+    assert wheelhouse.machine_arch("linux/amd64") == wheelhouse.machine_arch("x86_64") == "x86_64"
+    assert wheelhouse.machine_arch("linux/arm64/v8") == "aarch64"
+    with pytest.raises(SystemExit):
+        wheelhouse.machine_arch("windows/amd64")
+    tags = wheelhouse.manylinux_tags("aarch64")
+    # pip takes --platform literally: the onnxruntime wheel is manylinux_2_28 and must be in the list.
+    assert tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_28_aarch64" in tags
+    assert "manylinux2014_aarch64" in tags and not any("x86_64" in t for t in tags)
+    cmd = wheelhouse.download_command(wheelhouse.ONNX_SET, "aarch64")
+    assert cmd[cmd.index("--python-version") + 1] == "3.13" and "--no-deps" in cmd
+    assert [cmd[i + 1] for i, a in enumerate(cmd) if a == "--platform"] == tags
+
+
+def test_wheelhouse_mode_and_when_builds_cannot_reach_it(monkeypatch):
+    import subprocess
+
+    from scripts import build
+    from scripts.engine import EngineError
+
+    for raw, want in (("", "auto"), ("AUTO", "auto"), ("1", "on"), ("off", "off"), ("no", "off")):
+        monkeypatch.setenv("WHEELHOUSE", raw)
+        assert build.wheelhouse_mode() == want
+    monkeypatch.setenv("WHEELHOUSE", "sometimes")
+    with pytest.raises(EngineError):
+        build.wheelhouse_mode()
+
+    def info(os_name: str):
+        return lambda *a, **k: subprocess.CompletedProcess(a, 0, f"{os_name}|host\n", "")
+
+    monkeypatch.delenv("DOCKER_HOST", raising=False)
+    monkeypatch.setattr(build, "docker", info("Debian GNU/Linux 12 (bookworm)"))
+    assert build.wheelhouse_unreachable_reason() is None
+    monkeypatch.setattr(build, "docker", info("Docker Desktop"))
+    assert "Docker Desktop" in build.wheelhouse_unreachable_reason()
+    monkeypatch.setattr(build, "docker", info("Ubuntu 24.04"))
+    monkeypatch.setenv("DOCKER_HOST", "ssh://builder")
+    assert "DOCKER_HOST=ssh://builder" in build.wheelhouse_unreachable_reason()
