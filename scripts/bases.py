@@ -12,15 +12,19 @@ same entry points, and (distroless) the same non-root uid 65532 and no shell.
 from __future__ import annotations
 
 import hashlib
+import io
 import json
 import os
+import shlex
 import shutil
 import subprocess
 import sys
+import tarfile
 import tempfile
 from dataclasses import dataclass, field
+from pathlib import Path
 
-from scripts.engine import EngineError, apt_install, docker, ensure_engine
+from scripts.engine import EngineError, apt_install, buildkit_client, docker, ensure_engine
 
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"  # Debian 12, the release the torch variants' official bases are built on
@@ -67,7 +71,7 @@ done
 cat "$r"/usr/share/ca-certificates/*/*.crt > "$r/etc/ssl/certs/ca-certificates.crt"
 rm -rf "$r"/bin "$r"/sbin "$r"/usr/sbin "$r"/usr/share/doc "$r"/usr/share/man "$r"/usr/share/info \
   "$r"/usr/share/locale "$r"/usr/share/lintian "$r"/usr/share/perl5 "$r"/usr/share/debconf \
-  "$r"/usr/lib/x86_64-linux-gnu/perl-base "$r"/usr/lib/dpkg "$r"/etc/dpkg "$r"/var/lib/dpkg/info "$r"/usr/libexec
+  "$r"/usr/lib/*-linux-gnu/perl-base "$r"/usr/lib/dpkg "$r"/etc/dpkg "$r"/var/lib/dpkg/info "$r"/usr/libexec
 find "$r/usr/bin" -mindepth 1 ! -name python@PY@ -exec rm -rf {} +
 ln -s python@PY@ "$r/usr/bin/python3"
 echo 'root:x:0:0:root:/root:/sbin/nologin' > "$r/etc/passwd"
@@ -106,8 +110,14 @@ class Base:
     changes: tuple[str, ...] = field(default_factory=tuple)
     suite: str = SUITE
 
-    def mmdebstrap_args(self) -> list[str]:
+    def local_ref(self, arch: str = "") -> str:
+        """The stand-in's tag: as named for the engine's own platform, '-arm64' added for another."""
+        return f"{self.local}-{arch}" if arch else self.local
+
+    def mmdebstrap_args(self, arch: str = "") -> list[str]:
         args = ["--quiet", f"--variant={self.variant}", "--mode=root", "--format=tar"]
+        if arch:
+            args.append(f"--architectures={arch}")  # maintainer scripts run under qemu (scripts/emulation.py)
         if self.packages:
             args.append("--include=" + ",".join(self.packages))
         args += [f"--dpkgopt=path-exclude={p}" for p in self.excludes]
@@ -116,9 +126,9 @@ class Base:
         hook_kind = "--extract-hook" if self.variant == "extract" else "--customize-hook"
         return args + [f"{hook_kind}={h}" for h in self.hooks]
 
-    def recipe_hash(self) -> str:
+    def recipe_hash(self, arch: str = "") -> str:
         """Changes whenever the stand-in would come out different, so stale ones are rebuilt."""
-        text = json.dumps([MIRROR, self.suite, self.mmdebstrap_args(), self.changes])
+        text = json.dumps([MIRROR, self.suite, self.mmdebstrap_args(arch), self.changes])
         return hashlib.sha256(text.encode()).hexdigest()[:12]
 
 
@@ -165,28 +175,83 @@ def try_official(base: Base, pull_timeout: float = 60) -> bool:
         return False
 
 
-def build_local(base: Base) -> str:
-    """Build (or reuse) the stand-in for base; return its tag."""
-    want = base.recipe_hash()
-    if _present(base.local) and _label(base.local, "stand-in.recipe") == want:
-        return base.local
+def build_local(base: Base, arch: str = "") -> str:
+    """Build (or reuse) the stand-in for base (for arch, e.g. 'arm64', when not the engine's own); its tag."""
+    want, ref = base.recipe_hash(arch), base.local_ref(arch)
+    if _present(ref) and _label(ref, "stand-in.recipe") == want:
+        return ref
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
-    log(f"building stand-in {base.local} from Debian {base.suite} packages (mmdebstrap, ~1-3 min) ...")
+    slow = ", under emulation: several minutes" if arch else ", ~1-3 min"
+    log(f"building stand-in {ref} from Debian {base.suite} packages (mmdebstrap{slow}) ...")
     with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
         tarball = os.path.join(tmp, "rootfs.tar")
-        cmd = ["mmdebstrap", *base.mmdebstrap_args(), base.suite, tarball, MIRROR]
+        cmd = ["mmdebstrap", *base.mmdebstrap_args(arch), base.suite, tarball, MIRROR]
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
-            raise EngineError(f"mmdebstrap for {base.local} failed:\n{proc.stderr[-3000:]}")
+            raise EngineError(f"mmdebstrap for {ref} failed:\n{proc.stderr[-3000:]}")
         changes = [*base.changes, f"LABEL stand-in.recipe={want} stand-in.for={base.official}"]
-        args = ["import"] + [x for c in changes for x in ("--change", c)] + [tarball, base.local]
-        docker(*args, timeout=600)
-    return base.local
+        if arch:
+            # `docker import --platform` is ignored by a non-experimental engine: load an archive whose
+            # config names the architecture, or BuildKit looks for the base on Docker Hub instead.
+            load_rootfs(Path(tarball), ref, arch, image_config(changes))
+        else:
+            args = ["import"] + [x for c in changes for x in ("--change", c)] + [tarball, ref]
+            docker(*args, timeout=600)
+    return ref
 
 
-def resolve(mode: str | None = None) -> dict[str, str]:
-    """Build-arg name -> image reference, per BASES mode."""
+def image_config(changes: list[str] | tuple[str, ...]) -> dict:
+    """`docker import --change` lines (ENV, CMD, ENTRYPOINT, USER, WORKDIR, LABEL) as an image config."""
+    config: dict = {}
+    for change in changes:
+        word, _, rest = change.partition(" ")
+        if word == "ENV":
+            config.setdefault("Env", []).append(rest)
+        elif word in ("CMD", "ENTRYPOINT"):
+            config["Cmd" if word == "CMD" else "Entrypoint"] = json.loads(rest)
+        elif word == "USER":
+            config["User"] = rest
+        elif word == "WORKDIR":
+            config["WorkingDir"] = rest
+        elif word == "LABEL":
+            config.setdefault("Labels", {}).update(kv.split("=", 1) for kv in shlex.split(rest))
+        else:
+            raise ValueError(f"unsupported change {change!r}")
+    return config
+
+
+def load_rootfs(rootfs: Path, ref: str, arch: str, config: dict) -> None:
+    """`docker load` a one-layer image of rootfs for linux/arch (the archive is streamed, not written)."""
+    digest = hashlib.sha256()
+    with rootfs.open("rb") as f:
+        for chunk in iter(lambda: f.read(1 << 20), b""):
+            digest.update(chunk)
+    blob = json.dumps({"architecture": arch, "os": "linux", "config": config,
+                       "rootfs": {"type": "layers", "diff_ids": [f"sha256:{digest.hexdigest()}"]},
+                       "history": [{"created_by": f"stand-in from Debian packages (mmdebstrap, {arch})"}]}).encode()
+    config_name = f"{hashlib.sha256(blob).hexdigest()}.json"
+    manifest = json.dumps([{"Config": config_name, "RepoTags": [ref], "Layers": ["layer/layer.tar"]}]).encode()
+    proc = subprocess.Popen([buildkit_client(), "load", "--quiet"], stdin=subprocess.PIPE,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    assert proc.stdin is not None
+    with tarfile.open(fileobj=proc.stdin, mode="w|") as archive:
+        for name, data in ((config_name, blob), ("manifest.json", manifest)):
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            archive.addfile(info, io.BytesIO(data))
+        archive.add(str(rootfs), arcname="layer/layer.tar")
+    proc.stdin.close()
+    if proc.wait(timeout=900) != 0:
+        raise EngineError(f"docker load of the {ref} stand-in failed: {proc.stderr.read().decode()[-1500:]}")
+
+
+def resolve(mode: str | None = None, arch: str = "") -> dict[str, str]:
+    """Build-arg name -> image reference, per BASES mode; arch ('arm64') when not the engine's own.
+
+    Official images are multi-platform: BuildKit fetches the arch's own variant itself, so only
+    whether they can be had is checked here. Stand-ins are built per arch.
+    """
     mode = (mode or os.environ.get("BASES") or "auto").strip().lower()
     if mode not in {"auto", "official", "local"}:
         raise EngineError(f"BASES must be auto, official or local, got {mode!r}")
@@ -198,7 +263,7 @@ def resolve(mode: str | None = None) -> dict[str, str]:
         elif mode == "official":
             raise EngineError(f"cannot pull {base.official} (BASES=official); use BASES=auto to fall back to stand-ins")
         else:
-            chosen[base.arg] = build_local(base)
+            chosen[base.arg] = build_local(base, arch)
         log(f"{base.arg}={chosen[base.arg]}")
     return chosen
 

@@ -21,10 +21,10 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import bases, wheelhouse
+from scripts import bases, emulation, wheelhouse
 from scripts.engine import EngineError, buildkit_client, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
-from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
+from scripts.variants import FLAVORS, PLATFORMS, ROOT, Variant, flavor_from_env, platform_from_env, select
 
 BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.flavored)
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
@@ -47,6 +47,7 @@ class BuildSetup:
 
     base_args: dict[str, str]
     flavor: str = "cpu"
+    platform: str = ""  # --platform for every build ('' = the engine's own)
     use_wheelhouse: bool = False  # decided once by prepare() (WHEELHOUSE=auto|on|off)
     index_url: str | None = None  # the wheelhouse's index while it is served
 
@@ -77,7 +78,8 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines."""
     # The host network only to reach the wheelhouse on 127.0.0.1; otherwise the builder's own.
     network = ["--network=host"] if setup.index_url else []
-    cmd = [buildkit_client(), "build", "--progress=plain", *network, "-f", str(dockerfile),
+    platform = ["--platform", setup.platform] if setup.platform else []
+    cmd = [buildkit_client(), "build", "--progress=plain", *network, *platform, "-f", str(dockerfile),
            "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.build", *setup.build_args()]
     if no_cache:
         cmd.append("--no-cache")
@@ -155,10 +157,14 @@ def wheelhouse_unreachable_reason() -> str | None:
     return None
 
 
-def prepare(flavor: str = "cpu") -> BuildSetup:
-    """Engine, bases and wheelhouse: what every build needs first."""
+def prepare(flavor: str = "cpu", platform: str = "") -> BuildSetup:
+    """Engine, emulation, bases and wheelhouse: what every build needs first."""
     ensure_engine()
-    setup = BuildSetup(bases.resolve(), flavor)
+    native = engine_arch()
+    target = wheelhouse.machine_arch(platform) if platform else native
+    emulation.ensure(target, native)
+    foreign = platform.split("/")[1] if target != native else ""  # stand-ins are built per architecture
+    setup = BuildSetup(bases.resolve(arch=foreign), flavor, platform)
     mode = wheelhouse_mode()
     if mode == "auto":
         probe_image = setup.base_args["PYTHON_SLIM_IMAGE"]
@@ -171,7 +177,7 @@ def prepare(flavor: str = "cpu") -> BuildSetup:
         if reason := wheelhouse_unreachable_reason():
             raise EngineError(f"the wheelhouse is served on this machine's 127.0.0.1, which builds cannot reach: "
                               f"{reason}. Build where containers reach PyPI with WHEELHOUSE=off.")
-        wheelhouse.download(flavor, engine_arch())
+        wheelhouse.download(flavor, target)
     return setup
 
 
@@ -191,9 +197,10 @@ def trim_build_cache(keep: str | None = None) -> None:
 
 
 def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = False) -> dict:
-    if any(v.flavor != setup.flavor for v in variants):
-        raise ValueError(f"variants of another flavour than {setup.flavor} passed to build_all")
-    path = flavored(BUILD_JSON, setup.flavor)
+    if any((v.flavor, v.platform) != (setup.flavor, setup.platform) for v in variants):
+        raise ValueError(f"variants of another flavour or platform than {setup.flavor} {setup.platform} "
+                         "passed to build_all")
+    path = flavored(BUILD_JSON, setup.flavor, setup.platform)
     results = load_json(path).get("variants", {})
     with setup.wheels():
         for n, variant in enumerate(variants, 1):
@@ -204,7 +211,8 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
             remove_replaced(old_id, variant.image)
             size = image_size(variant.image)
             results[variant.name] = {
-                "image": variant.image, "flavor": setup.flavor, "cold": not cached,
+                "image": variant.image, "flavor": setup.flavor, "platform": setup.platform or native_platform(),
+                "cold": not cached,
                 "build_seconds": round(seconds, 1), "size_bytes": size,
                 "bases": dict(setup.base_args), "built_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
             }
@@ -212,6 +220,10 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
             save_json(path, {"variants": results})
     trim_build_cache()
     return results
+
+
+def native_platform() -> str:
+    return "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}[engine_arch()]
 
 
 def missing_models(variants: list[Variant]) -> list[str]:
@@ -223,16 +235,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
     ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
+    ap.add_argument("--platform", choices=PLATFORMS, default=platform_from_env(),
+                    help="build for another platform (under emulation), e.g. linux/arm64; tags get -arm64")
     ap.add_argument("--cached", action="store_true", help="allow the build cache (not a cold build)")
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
-    variants = select(args.variants, args.flavor)
+    variants = select(args.variants, args.flavor, args.platform)
     missing = missing_models(variants)
     if missing:
         print(f"error: {', '.join(missing)} missing: run `make model` first", file=sys.stderr)
         return 2
     try:
-        results = build_all(variants, prepare(args.flavor), cached=args.cached)
+        results = build_all(variants, prepare(args.flavor, args.platform), cached=args.cached)
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

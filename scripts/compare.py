@@ -229,6 +229,11 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         write_reports(args.out, saved["machine"], saved["variants"], args.flavor)
         return 0
+    if os.environ.get("PLATFORM"):
+        print("error: make compare measures images on the engine's own platform; for another one, "
+              "use make build-all and make smoke with PLATFORM (timings under emulation mean little)",
+              file=sys.stderr)
+        return 2
     variants = select(args.variants, args.flavor)
     skip = {s for s in args.skip.replace(",", " ").split() if s}
     if skip - set(STEPS):

@@ -10,12 +10,14 @@ import sys
 import time
 from pathlib import Path
 
+from scripts.variants import suffix
+
 RESULTS = Path(__file__).resolve().parent.parent / "results"
 
 
-def flavored(path: Path, flavor: str) -> Path:
-    """results/compare.json for cpu, results/compare-cuda.json for cuda: one file per flavour."""
-    return path if flavor == "cpu" else path.with_name(f"{path.stem}-{flavor}{path.suffix}")
+def flavored(path: Path, flavor: str, platform: str = "") -> Path:
+    """results/compare.json for cpu, compare-cuda.json for cuda, build-arm64.json for PLATFORM=linux/arm64."""
+    return path.with_name(f"{path.stem}{suffix(flavor, platform)}{path.suffix}")
 
 
 def load_json(path: Path) -> dict:

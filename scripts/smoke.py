@@ -29,7 +29,7 @@ from dataclasses import dataclass, field
 from scripts import hostile
 from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, flavored, print_table, save_json
-from scripts.variants import FLAVORS, Variant, flavor_from_env, select
+from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, platform_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"
 POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
@@ -37,6 +37,7 @@ NEGATIVE = "A dull, lifeless mess that wastes its talented cast."
 EXPECTED_CLI_LABELS = ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE"]  # sample_data/sample_text.txt
 STOP_LIMIT_S = 10
 LONG_TEXT = "a long and rather wonderful film " * 120  # truncated to the model's 512 tokens
+EMULATION_SLOWDOWN = 5  # start-up and readiness waits under qemu (PLATFORM=linux/arm64 on amd64)
 
 
 def log(msg: str) -> None:
@@ -173,7 +174,8 @@ def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
     container = Container(variant.image, ["--gpus", "all"] if gpu else [])
     try:
         container.start()
-        result["ready_seconds"] = round(container.wait_ready(), 2)
+        slow = EMULATION_SLOWDOWN if variant.emulated else 1  # qemu runs everything many times slower
+        result["ready_seconds"] = round(container.wait_ready(180 * slow), 2)
         base = container.base_url
         status, ready = http("GET", f"{base}/readyz")
         result["device"] = ready.get("device")
@@ -206,10 +208,10 @@ def smoke_variant(variant: Variant, gpu: bool = False) -> dict:
             check(0 not in uids, f"service runs as root (uids {sorted(uids)})")
         result["shell"] = has_shell(variant.image)
         check(result["shell"] == variant.shell, f"shell present={result['shell']}, expected {variant.shell}")
-        result["health"] = wait_healthy(container)
+        result["health"] = wait_healthy(container, 40 * slow)
         check(result["health"] == "healthy", f"HEALTHCHECK status {result['health']!r}")
         cli = docker("run", "--rm", "--read-only", variant.image,
-                     *variant.predictor_command("sample_data/sample_text.txt"), check=False, timeout=180)
+                     *variant.predictor_command("sample_data/sample_text.txt"), check=False, timeout=180 * slow)
         labels = [json.loads(line)["label"] for line in cli.stdout.splitlines() if line.startswith("{")]
         check(cli.returncode == 0 and labels == EXPECTED_CLI_LABELS,
               f"one-shot CLI: exit {cli.returncode}, labels {labels}, stderr {cli.stderr[-300:]!r}")
@@ -255,16 +257,18 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
     ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
+    ap.add_argument("--platform", choices=PLATFORMS, default=platform_from_env())
     ap.add_argument("--gpu", action="store_true", default=os.environ.get("GPU", "") not in ("", "0"))
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
-    variants = select(args.variants, args.flavor)
+    variants = select(args.variants, args.flavor, args.platform)
     gpu_note: dict = {"requested": args.gpu}
     try:
         ensure_engine()
         for variant in variants:
             if docker("image", "inspect", variant.image, check=False).returncode != 0:
-                flag = "" if args.flavor == "cpu" else f" FLAVOR={args.flavor}"
+                flag = ("" if args.flavor == "cpu" else f" FLAVOR={args.flavor}") + (
+                    f" PLATFORM={args.platform}" if args.platform else "")
                 raise EngineError(f"{variant.image} is not built: run `make build-all{flag}` first")
         if args.gpu and (reason := gpu_skip_reason(variants)):
             log(f"GPU=1: GPU checks SKIPPED: {reason}. The other checks run on the CPU.")
@@ -282,7 +286,7 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save_json(flavored(SMOKE_JSON, args.flavor), {"gpu": gpu_note, "variants": results})
+    save_json(flavored(SMOKE_JSON, args.flavor, args.platform), {"gpu": gpu_note, "variants": results})
     print_table(["variant", "result", "ready", "device", "user", "shell", "health", "stop"], rows)
     if "skipped" in gpu_note:
         print(f"\nGPU checks skipped: {gpu_note['skipped']}")

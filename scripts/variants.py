@@ -22,6 +22,7 @@ class Variant:
     python: tuple[str, ...] = ("python",)  # how `docker run IMAGE ...` reaches Python
     runtime: str = "torch"  # the model runtime inside: torch (model/) or onnx (model-onnx-int8/)
     flavor: str = "cpu"  # which torch build the image installs (FLAVORS)
+    platform: str = ""  # "" builds for the engine's own platform; PLATFORM=linux/arm64 for another
 
     @property
     def dockerfile(self) -> Path:
@@ -33,17 +34,33 @@ class Variant:
         return ROOT / ("model-onnx-int8" if self.runtime == "onnx" else "model")
 
     @property
+    def suffix(self) -> str:
+        """What tells this build apart: '' (cpu, the engine's platform), '-cuda', '-arm64', '-cuda-arm64'."""
+        return suffix(self.flavor, self.platform)
+
+    @property
     def image(self) -> str:
-        """The tag: cpu images keep the plain name, other flavours add theirs, so both can coexist."""
-        return f"{IMAGE_REPO}:{self.name}" + ("" if self.flavor == "cpu" else f"-{self.flavor}")
+        """The tag: cpu images on the engine's platform keep the plain name, others add theirs."""
+        return f"{IMAGE_REPO}:{self.name}{self.suffix}"
+
+    @property
+    def emulated(self) -> bool:
+        """Built for another platform than the engine's own (run under qemu)."""
+        return bool(self.platform)
 
     def supports(self, flavor: str) -> bool:
         return flavor == "cpu" or self.runtime == "torch"
 
-    def with_flavor(self, flavor: str) -> Variant:
+    def with_flavor(self, flavor: str, platform: str = "") -> Variant:
         if flavor not in FLAVORS:
             raise SystemExit(f"unknown FLAVOR {flavor!r}; choose from {', '.join(FLAVORS)}")
-        return replace(self, flavor=flavor)
+        return replace(self, flavor=flavor, platform=platform)
+
+
+def suffix(flavor: str, platform: str = "") -> str:
+    """Tag and results-file suffix of a flavour and a platform (linux/arm64 -> '-arm64')."""
+    arch = platform.split("/")[1] if platform.count("/") >= 1 else platform
+    return ("" if flavor == "cpu" else f"-{flavor}") + (f"-{arch}" if arch else "")
 
     def predictor_command(self, *files: str) -> list[str]:
         return [*self.python, "-m", "app.predictor", *files]
@@ -63,7 +80,7 @@ TORCH_VARIANTS = tuple(v for v in VARIANTS if v.runtime == "torch")
 BY_NAME = {v.name: v for v in VARIANTS}
 
 
-def select(names: str | None, flavor: str = "cpu") -> list[Variant]:
+def select(names: str | None, flavor: str = "cpu", platform: str = "") -> list[Variant]:
     """Variants named in a comma/space list (all when empty), in flavor; unknown names are an error.
 
     Variants that have no such flavour (the ONNX image has no CUDA torch) are left out, with a line
@@ -73,7 +90,7 @@ def select(names: str | None, flavor: str = "cpu") -> list[Variant]:
     unknown = [n for n in wanted if n not in BY_NAME]
     if unknown:
         raise SystemExit(f"unknown variant(s): {', '.join(unknown)}; choose from {', '.join(BY_NAME)}")
-    chosen = [BY_NAME[n].with_flavor(flavor) for n in wanted]
+    chosen = [BY_NAME[n].with_flavor(flavor, platform) for n in wanted]
     skipped = [v.name for v in chosen if not v.supports(flavor)]
     if skipped:
         print(f"FLAVOR={flavor} is a torch build: skipping {', '.join(skipped)}", file=sys.stderr)
@@ -83,3 +100,14 @@ def select(names: str | None, flavor: str = "cpu") -> list[Variant]:
 def flavor_from_env() -> str:
     """FLAVOR from the environment (make passes it on); cpu when unset."""
     return (os.environ.get("FLAVOR") or "cpu").strip() or "cpu"
+
+
+PLATFORMS = ("linux/amd64", "linux/arm64")
+
+
+def platform_from_env() -> str:
+    """PLATFORM from the environment ('' = the engine's own); only Linux on amd64 or arm64."""
+    platform = (os.environ.get("PLATFORM") or "").strip().lower()
+    if platform and platform not in PLATFORMS:
+        raise SystemExit(f"PLATFORM must be one of {', '.join(PLATFORMS)} (or unset), got {platform!r}")
+    return platform

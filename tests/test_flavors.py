@@ -110,3 +110,39 @@ def test_cuda_wheels_have_their_own_composition_category():
         assert distribution_category(name, set()) == "CUDA libraries (nvidia-*, triton)"
     assert distribution_category("torch", set()) == "torch"
     assert BY_NAME["naive_image"].with_flavor("cuda").image == "bert-classifier:naive_image-cuda"
+
+
+def test_platform_builds_have_their_own_tags_and_results(monkeypatch):
+    from scripts.variants import platform_from_env, suffix
+
+    arm = select("onnx_image", "cpu", "linux/arm64")
+    assert [v.image for v in arm] == ["bert-classifier:onnx_image-arm64"] and arm[0].emulated
+    assert BY_NAME["slim_image"].with_flavor("cuda", "linux/arm64").image == "bert-classifier:slim_image-cuda-arm64"
+    assert suffix("cpu") == "" and suffix("cpu", "linux/amd64") == "-amd64"
+    assert flavored(Path("results/build.json"), "cpu", "linux/arm64") == Path("results/build-arm64.json")
+    monkeypatch.setenv("PLATFORM", "linux/s390x")
+    with pytest.raises(SystemExit):
+        platform_from_env()
+
+
+def test_stand_ins_for_another_architecture(tmp_path):
+    from scripts import bases, emulation
+
+    base = next(b for b in bases.BASES if b.arg == "DEBIAN13_IMAGE")
+    assert base.local_ref() == "local/debian:13-slim" and base.local_ref("arm64") == "local/debian:13-slim-arm64"
+    assert "--architectures=arm64" in base.mmdebstrap_args("arm64")
+    assert not any(a.startswith("--architectures") for a in base.mmdebstrap_args())
+    assert base.recipe_hash("arm64") != base.recipe_hash()
+    config = bases.image_config([*bases.distroless_changes("3.13"), "LABEL stand-in.recipe=abc stand-in.for=x:y"])
+    assert config["User"] == "65532:65532" and config["Entrypoint"] == ["/usr/bin/python3.13"]
+    assert "LANG=C.UTF-8" in config["Env"] and config["Labels"] == {"stand-in.recipe": "abc", "stand-in.for": "x:y"}
+    with pytest.raises(ValueError):
+        bases.image_config(["HEALTHCHECK NONE"])
+    # binfmt_misc: an entry must be enabled and carry F (usable inside containers' own filesystems).
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/libexec/qemu-binfmt/aarch64-binfmt-P\n"
+                                           "flags: POCF\noffset 0\n")
+    assert emulation.registered("aarch64", tmp_path)
+    (tmp_path / "qemu-aarch64").write_text("enabled\ninterpreter /usr/bin/qemu-aarch64-static\nflags: OC\n")
+    assert not emulation.registered("aarch64", tmp_path)
+    assert not emulation.registered("x86_64", tmp_path)
+    emulation.ensure("x86_64", "x86_64")  # the engine's own architecture needs nothing
