@@ -1,6 +1,6 @@
 # Entry points for the whole project. Every target installs what it needs itself.
-# Variables: VARIANTS="naive_image slim_image" (default: all six), FLAVOR=cpu|cuda,
-# BASES=auto|official|local, VARIANT=<name> or IMAGE=<ref> for diagnose, GPU=1 for smoke.
+# Variables: VARIANTS="naive_image slim_image" (default: all six), FLAVOR=cpu|cuda, PLATFORM=linux/arm64,
+# BASES=auto|official|local, WHEELHOUSE=auto|on|off, VARIANT=<name> or IMAGE=<ref> for diagnose, GPU=1 for smoke.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -8,9 +8,10 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 # make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
 MODEL_STAMP := model-onnx-int8/model.onnx
-export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX
+export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
+       BUILD_CACHE_KEEP
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose cuda-trim \
         serve benchmark lint unit integration test clean clean-images
 
 help:  ## list targets
@@ -62,6 +63,9 @@ compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write res
 
 load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20
 	$(PY) -m scripts.load $(if $(IMAGE),--image $(IMAGE))
+
+cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
+	$(PY) -m scripts.cuda_libs --trimmed $(or $(VARIANTS),multi_stage_build distroless_image)
 
 diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
 	$(PY) -m scripts.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))

@@ -151,6 +151,32 @@ BASES = (
 )
 
 
+# Not bases of the Dockerfiles: the containers `make compare` measures with (scripts/registry.py).
+# The stand-in registry is Debian's build of the same CNCF distribution server, the stand-in
+# dind is Debian's dockerd, started the way docker:dind starts it (cgroup v2 set up first).
+DIND_ENTRYPOINT = r"""set -e
+cat > "$1/usr/local/bin/dockerd-entrypoint.sh" <<'SH'
+#!/bin/sh
+set -e
+if [ -f /sys/fs/cgroup/cgroup.controllers ]; then
+  mkdir -p /sys/fs/cgroup/init
+  xargs -rn1 < /sys/fs/cgroup/cgroup.procs > /sys/fs/cgroup/init/cgroup.procs 2>/dev/null || :
+  sed -e 's/ / +/g' -e 's/^/+/' < /sys/fs/cgroup/cgroup.controllers > /sys/fs/cgroup/cgroup.subtree_control || :
+fi
+exec dockerd "$@"
+SH
+chmod 755 "$1/usr/local/bin/dockerd-entrypoint.sh"
+"""
+INFRA = (
+    Base("REGISTRY_IMAGE", "registry:2", "local/registry:2", "apt", ("docker-registry",), excludes=SLIM_EXCLUDES,
+         changes=('ENTRYPOINT ["/usr/bin/docker-registry", "serve"]', 'CMD ["/etc/docker/registry/config.yml"]')),
+    Base("DIND_IMAGE", "docker:dind", "local/docker:dind", "apt",
+         ("docker.io", "iptables", "ca-certificates", "iproute2", "procps"), hooks=(DIND_ENTRYPOINT,),
+         excludes=SLIM_EXCLUDES, changes=('ENTRYPOINT ["dockerd-entrypoint.sh"]', "CMD []",
+                                          "ENV PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin")),
+)
+
+
 def log(msg: str) -> None:
     print(f"[bases] {msg}", file=sys.stderr, flush=True)
 
@@ -180,6 +206,10 @@ def build_local(base: Base, arch: str = "") -> str:
     want, ref = base.recipe_hash(arch), base.local_ref(arch)
     if _present(ref) and _label(ref, "stand-in.recipe") == want:
         return ref
+    if os.geteuid() != 0:
+        raise EngineError(f"{base.official} cannot be pulled here and its stand-in {ref} is missing; stand-ins "
+                          "are built with mmdebstrap as root: run `sudo make bases` once (or make "
+                          f"{base.official} pullable)")
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
     slow = ", under emulation: several minutes" if arch else ", ~1-3 min"
@@ -256,21 +286,27 @@ def resolve(mode: str | None = None, arch: str = "") -> dict[str, str]:
     if mode not in {"auto", "official", "local"}:
         raise EngineError(f"BASES must be auto, official or local, got {mode!r}")
     ensure_engine()
-    chosen: dict[str, str] = {}
-    for base in BASES:
-        if mode != "local" and try_official(base):
-            chosen[base.arg] = base.official
-        elif mode == "official":
-            raise EngineError(f"cannot pull {base.official} (BASES=official); use BASES=auto to fall back to stand-ins")
-        else:
-            chosen[base.arg] = build_local(base, arch)
-        log(f"{base.arg}={chosen[base.arg]}")
+    chosen = {base.arg: resolve_one(base, mode, arch) for base in BASES}
+    for arg, ref in chosen.items():
+        log(f"{arg}={ref}")
     return chosen
+
+
+def resolve_one(base: Base, mode: str | None = None, arch: str = "") -> str:
+    """The official image if it is here or can be pulled (BASES=auto|official), else its stand-in."""
+    mode = (mode or os.environ.get("BASES") or "auto").strip().lower()
+    if mode != "local" and try_official(base):
+        return base.official
+    if mode == "official":
+        raise EngineError(f"cannot pull {base.official} (BASES=official); use BASES=auto to fall back to stand-ins")
+    return build_local(base, arch)
 
 
 def main() -> int:
     try:
         resolve()
+        for base in INFRA:  # so a later non-root `make compare` finds them
+            log(f"{base.arg}={resolve_one(base)}")
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

@@ -48,6 +48,7 @@ class BuildSetup:
     base_args: dict[str, str]
     flavor: str = "cpu"
     platform: str = ""  # --platform for every build ('' = the engine's own)
+    cuda_trim: bool = False  # CUDA_TRIM=1: multi_stage_build/distroless_image drop CUDA parts inference never loads
     use_wheelhouse: bool = False  # decided once by prepare() (WHEELHOUSE=auto|on|off)
     index_url: str | None = None  # the wheelhouse's index while it is served
 
@@ -66,6 +67,8 @@ class BuildSetup:
 
     def build_args(self) -> list[str]:
         args = dict(self.base_args, TORCH_FLAVOR=self.flavor, TORCH_INDEX_URL=TORCH_INDEX[self.flavor])
+        if self.cuda_trim and self.flavor == "cuda":
+            args["CUDA_TRIM"] = "1"
         if self.index_url:
             # Trusted, so pip caches downloads from this http index as it would from PyPI over https.
             host = self.index_url.split("/")[2]
@@ -164,7 +167,8 @@ def prepare(flavor: str = "cpu", platform: str = "") -> BuildSetup:
     target = wheelhouse.machine_arch(platform) if platform else native
     emulation.ensure(target, native)
     foreign = platform.split("/")[1] if target != native else ""  # stand-ins are built per architecture
-    setup = BuildSetup(bases.resolve(arch=foreign), flavor, platform)
+    setup = BuildSetup(bases.resolve(arch=foreign), flavor, platform,
+                       cuda_trim=os.environ.get("CUDA_TRIM", "").strip() not in {"", "0"})
     mode = wheelhouse_mode()
     if mode == "auto":
         probe_image = setup.base_args["PYTHON_SLIM_IMAGE"]

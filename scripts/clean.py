@@ -6,8 +6,9 @@
   compare's rebuilds, untagged images carrying the project's build label (replaced builds),
   and the stand-in bases (local/*: the next build makes them again, 1-3 min each);
   containers of any of these are removed first;
-- scratch engines an interrupted `make compare` left in /var/tmp (a live one belongs to a run
-  in progress, maybe another checkout's, and is left alone);
+- the registry and empty-engine containers (and their network and volumes) of a `make compare`
+  that was killed too hard to clean up (SIGKILL); older versions' scratch engines in /var/tmp
+  (a live one belongs to a run in progress and is left alone);
 - BuildKit's cache down to BUILD_CACHE_KEEP (default 30GB; 0 empties it).
 
 Official images pulled from a registry are not the project's and stay. Prints what it
@@ -80,6 +81,18 @@ def remove_images(refs: list[str]) -> None:
             log(f"not removed: {line.strip()}")
 
 
+def remove_infra() -> None:
+    """Measurement containers and networks the project labelled (registry, docker:dind)."""
+    label = f"label={PROJECT_LABEL}"
+    containers = docker("ps", "-aq", "--filter", label).stdout.split()
+    if containers:
+        log(f"removing {len(containers)} leftover measurement containers")
+        docker("rm", "-f", "-v", *containers, check=False, timeout=300)
+    networks = docker("network", "ls", "-q", "--filter", label).stdout.split()
+    if networks:
+        docker("network", "rm", *networks, check=False)
+
+
 def pid_alive(pid_file: Path) -> bool:
     try:
         os.kill(int(pid_file.read_text().strip()), 0)
@@ -126,6 +139,7 @@ def main(argv: list[str] | None = None) -> int:
         if args.dry_run:
             return 0
         before = engine_usage()
+        remove_infra()
         remove_images(refs)
         trim_build_cache()
         freed_engine = before - engine_usage()

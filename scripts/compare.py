@@ -3,8 +3,8 @@
     python -m scripts.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
 
 One variant at a time: build it if missing (as `make build-all` does), then: size and layer
-count; compressed push size to a local registry on 127.0.0.1, pull time into an empty
-second engine, and the fresh-node time (that pull, then `docker run` there until the
+count; compressed push size to a throwaway registry (registry:2), pull time into an empty
+engine (docker:dind; both scripts/registry.py), and the fresh-node time (that pull, then `docker run` there until the
 first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
 one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
@@ -41,7 +41,6 @@ from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missin
 from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.latency import free_port
 from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
@@ -109,17 +108,17 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
             "hostile": hostile.as_dicts(outcomes), **figures}
 
 
-def push_and_pull(v: Variant, reg: str, scratch: str) -> dict:
-    """Push to the local registry reg, then the fresh-node figures on the scratch engine."""
+def push_and_pull(v: Variant, infra: registry.Infra) -> dict:
+    """Push to the throwaway registry, then the fresh-node figures on the empty engine."""
     tag = v.image.split(":", 1)[1]
-    ref = f"{reg}/bert-classifier:{tag}"
+    ref = infra.push_ref("bert-classifier", tag)
     docker("tag", v.image, ref)
     try:
         started = time.perf_counter()
         docker("push", ref, timeout=1800)
         push_seconds = time.perf_counter() - started
-        pushed, layers = registry.pushed_bytes(reg, "bert-classifier", tag)
-        pull_seconds, fresh_seconds = fresh_node(scratch, ref)
+        pushed, layers = registry.pushed_bytes(infra.registry, "bert-classifier", tag)
+        pull_seconds, fresh_seconds = fresh_node(infra, infra.pull_ref("bert-classifier", tag))
     finally:
         docker("rmi", ref, check=False)
     log(f"{v.name}: pushed {human_bytes(pushed)} compressed in {push_seconds:.0f}s, "
@@ -128,24 +127,24 @@ def push_and_pull(v: Variant, reg: str, scratch: str) -> dict:
             "pushed_layers": layers, "fresh_node_seconds": round(fresh_seconds, 1)}
 
 
-def fresh_node(scratch: str, ref: str) -> tuple[float, float]:
-    """(pull seconds, pull + run to first /classify seconds) on the empty scratch engine; one run.
+def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
+    """(pull seconds, pull + run to first /classify seconds) on the empty engine; one run.
 
-    The container uses the scratch engine's host network (it has no bridge of its own), with
-    gunicorn bound to 127.0.0.1 on a free port; the image is removed afterwards, so the next
-    variant pulls into an empty engine again.
+    The container uses the empty engine's own network namespace (--network host inside
+    docker:dind), with gunicorn bound to the port that engine's container publishes on
+    127.0.0.1; the image is removed afterwards, so the next variant pulls into an empty
+    engine again.
     """
     started = time.perf_counter()
-    pull_seconds = registry.pull(scratch, ref)
-    port = free_port()
-    container = Container(ref, ["--network", "host", "-e", f"GUNICORN_CMD_ARGS=--bind 127.0.0.1:{port}"],
-                          host=scratch).start(publish=False)
-    container.base_url = f"http://127.0.0.1:{port}"
+    pull_seconds = registry.pull(infra.scratch, ref)
+    bind = f"GUNICORN_CMD_ARGS=--bind 0.0.0.0:{registry.SERVICE_PORT}"
+    container = Container(ref, ["--network", "host", "-e", bind], host=infra.scratch).start(publish=False)
+    container.base_url = infra.service_url
     try:
         return pull_seconds, wait_first_classify(container, started)
     finally:
         container.remove()
-        registry.remove_all(scratch)
+        registry.remove_all(infra.scratch)
 
 
 def scratch_context(dest: Path, variants: list[Variant]) -> Path:
@@ -250,13 +249,11 @@ def main(argv: list[str] | None = None) -> int:
         setup = prepare(args.flavor)
         builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
         with contextlib.ExitStack() as stack:
-            if "push" not in skip:
-                reg = stack.enter_context(registry.local_registry())
-                scratch = stack.enter_context(registry.scratch_engine())
-                log(f"local registry on {reg}; scratch engine for cold pulls is up")
+            infra = None if "push" in skip else stack.enter_context(registry.measurement_infra())
+            if infra:
+                log(f"registry on {infra.registry}; empty engine for cold pulls on {infra.scratch}")
             for n, v in enumerate(variants, 1):
-                data[v.name] = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})",
-                                               None if "push" in skip else (reg, scratch))
+                data[v.name] = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})", infra)
                 save_json(out_json, {"machine": where, "variants": data})
                 if not keep:
                     log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
@@ -272,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
 
 
 def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, step: str,
-                    push_to: tuple[str, str] | None) -> dict:
+                    infra: registry.Infra | None) -> dict:
     """Every figure for one variant, building it first when it is not there."""
     if v.name not in builds or docker("image", "inspect", v.image, check=False).returncode != 0:
         log(f"{step} {v.name}: not built yet, building {v.image} ...")
@@ -280,9 +277,9 @@ def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, 
     inspect = docker("image", "inspect", "--format", "{{.Size}} {{len .RootFS.Layers}}", v.image).stdout.split()
     figures = {"image": v.image, "flavor": v.flavor, "size_bytes": int(inspect[0]), "layers": int(inspect[1]),
                "build_seconds": builds[v.name]["build_seconds"]}
-    if push_to:
+    if infra:
         log(f"{step} {v.name}: push, pull into an empty engine, first answer there ...")
-        figures.update(push_and_pull(v, *push_to))
+        figures.update(push_and_pull(v, infra))
     if "rebuild" not in skip:
         figures.update(rebuild_times([v], setup, cache_keep=None if keep_images(v.flavor) else "0")[v.name])
     if "start" not in skip:

@@ -1,6 +1,7 @@
 """Which CUDA libraries the service loads, against those a CUDA image ships.
 
-    python -m scripts.cuda_libs --image bert-classifier:multi_stage_build-cuda [--variant ...]
+    python -m scripts.cuda_libs [--variant multi_stage_build] [--image REF] [--json]
+    python -m scripts.cuda_libs --trimmed multi_stage_build,distroless_image    # `make cuda-trim`
 
 Runs the service's own model load and one prediction inside a throw-away container of the
 image, then reads /proc/self/maps: every shared library the process has mapped. Beside that,
@@ -11,6 +12,10 @@ Grouped by the Python distribution whose RECORD lists the file (nvidia-cublas, n
 Without a GPU the model runs on the CPU (DEVICE=auto), so "loaded" is what import and CPU
 inference need: a lower bound of what a GPU run loads (cuDNN's engine libraries, NVRTC and
 the driver's libcuda are opened only once a GPU is in use). The result says which it was.
+
+--trimmed builds the named variants' CUDA images with CUDA_TRIM=1 (scripts/trim_venv.py's
+CUDA_INFERENCE_ONLY list left out), smoke-tests them on the CPU, probes them again and
+writes results/cuda-trim.json beside the untrimmed sizes in results/compare-cuda.json.
 """
 
 from __future__ import annotations
@@ -18,11 +23,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import time
 from collections import defaultdict
 
 from scripts.engine import EngineError, docker, ensure_engine
-from scripts.results import human_bytes, print_table
-from scripts.variants import BY_NAME, Variant
+from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.variants import BY_NAME, Variant, select
 
 # Runs inside the image, with its Python. Prints one JSON line.
 PROBE = r"""
@@ -119,16 +125,53 @@ def markdown(data: dict) -> str:
     return ""
 
 
+def trimmed(names: str) -> dict:
+    """Build, smoke and probe each variant's CUDA image with CUDA_TRIM=1; sizes beside the untrimmed ones."""
+    from scripts.build import build_image, image_size, prepare
+    from scripts.compare import keep_images
+    from scripts.smoke import smoke_variant
+
+    untrimmed = load_json(RESULTS / "compare-cuda.json").get("variants", {})
+    setup = prepare("cuda")
+    setup.cuda_trim = True
+    out: dict = {}
+    with setup.wheels():
+        for v in select(names, "cuda"):
+            tag = f"{v.image}-trim"
+            print(f"[cuda-trim] {v.name}: building {tag} (CUDA_TRIM=1) ...", file=sys.stderr, flush=True)
+            seconds = build_image(v.dockerfile, tag, setup, label=f"{v.name} CUDA_TRIM=1")
+            size = image_size(tag)
+            smoke = smoke_variant(v, image=tag)
+            libs = measure(v, tag)
+            before = untrimmed.get(v.name, {}).get("size_bytes")
+            out[v.name] = {"image": tag, "size_bytes": size, "build_seconds": round(seconds, 1),
+                           "untrimmed_size_bytes": before, "saved_bytes": before - size if before else None,
+                           "smoke_failures": smoke["failures"], "cuda_libs": libs}
+            print(f"[cuda-trim] {v.name}: {human_bytes(size)}"
+                  + (f" (untrimmed {human_bytes(before)}, {human_bytes(before - size)} less)" if before else "")
+                  + f"; smoke {'PASS' if not smoke['failures'] else 'FAIL: ' + '; '.join(smoke['failures'])}",
+                  file=sys.stderr, flush=True)
+            if not keep_images("cuda"):
+                docker("image", "rm", tag, check=False)
+    save_json(RESULTS / "cuda-trim.json", {"machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+                                           "variants": out})
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variant", default="multi_stage_build", choices=[n for n, v in BY_NAME.items()
                                                                       if v.runtime == "torch"])
     ap.add_argument("--image", help="image to probe (default: the variant's cuda image)")
     ap.add_argument("--json", action="store_true", help="print the whole summary as JSON")
+    ap.add_argument("--trimmed", metavar="VARIANTS", help="build, smoke and probe these with CUDA_TRIM=1")
     args = ap.parse_args(argv)
     variant = BY_NAME[args.variant].with_flavor("cuda")
     try:
         ensure_engine()
+        if args.trimmed:
+            results = trimmed(args.trimmed)
+            return 0 if all(not r["smoke_failures"] for r in results.values()) else 1
         summary = measure(variant, args.image)
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
