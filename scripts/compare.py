@@ -137,8 +137,8 @@ def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
     """
     started = time.perf_counter()
     pull_seconds = registry.pull(infra.scratch, ref)
-    bind = f"GUNICORN_CMD_ARGS=--bind 0.0.0.0:{registry.SERVICE_PORT}"
-    container = Container(ref, ["--network", "host", "-e", bind], host=infra.scratch).start(publish=False)
+    bind = {"GUNICORN_CMD_ARGS": f"--bind 0.0.0.0:{registry.SERVICE_PORT}"}
+    container = Container(ref, {"network_mode": "host", "environment": bind}, host=infra.scratch).start(publish=False)
     container.base_url = infra.service_url
     try:
         return pull_seconds, wait_first_classify(container, started)

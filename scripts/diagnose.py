@@ -20,8 +20,10 @@ import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 
+from docker.errors import ImageNotFound
+
 from scripts.composition import composition, file_categories, stacked_chart, treemap
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.engine import EngineError, ensure_engine, sdk
 from scripts.image_layers import (
     SavedImage,
     analyze,
@@ -41,11 +43,15 @@ DIVE = shutil.which("dive", path=f"{Path(sys.executable).parent}{os.pathsep}{os.
 @contextlib.contextmanager
 def saved_image(image: str) -> Iterator[Path]:
     """`docker save` the image into a temporary archive for the duration."""
-    if docker("image", "inspect", image, check=False).returncode != 0:
-        raise EngineError(f"no image {image!r} in this engine (build it first: make build-all)")
+    try:
+        found = sdk().images.get(image)
+    except ImageNotFound:
+        raise EngineError(f"no image {image!r} in this engine (build it first: make build-all)") from None
     with tempfile.TemporaryDirectory(prefix="diagnose-") as tmp:
         path = Path(tmp) / "image.tar"
-        docker("save", "-o", str(path), image, timeout=900)
+        with path.open("wb") as out:
+            for chunk in found.save(chunk_size=4 << 20, named=True):
+                out.write(chunk)
         yield path
 
 

@@ -97,6 +97,38 @@ def docker(*args: str, timeout: float = 120, check: bool = True,
     return proc
 
 
+def sdk(host: str | None = None):
+    """A Docker SDK client for the engine (or host, e.g. compare's empty engine).
+
+    It honours DOCKER_HOST; without it, the CLI's current context (Docker Desktop's socket in
+    the user's home on macOS) before the SDK's default /var/run/docker.sock.
+    """
+    return _sdk(host or os.environ.get("DOCKER_HOST") or _context_endpoint())
+
+
+@functools.cache
+def _sdk(base_url: str | None):
+    import docker as docker_sdk
+
+    try:
+        return (docker_sdk.DockerClient(base_url=base_url, version="auto", timeout=600) if base_url
+                else docker_sdk.from_env(version="auto", timeout=600))
+    except docker_sdk.errors.DockerException as exc:
+        raise EngineError(f"the Docker SDK cannot reach the engine ({base_url or 'default socket'}): {exc}") from None
+
+
+@functools.cache
+def _context_endpoint() -> str | None:
+    """The docker CLI's current context endpoint, when it is not the default socket."""
+    if Path("/var/run/docker.sock").exists():
+        return None
+    try:
+        out = _run([buildkit_client(), "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"]).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired, EngineError):
+        return None
+    return out or None
+
+
 def engine_answers() -> bool:
     for name in CANDIDATE_CLIENTS:
         path = shutil.which(name)

@@ -25,7 +25,7 @@ from pathlib import Path
 
 from scripts import bases
 from scripts.build import PROJECT_LABEL
-from scripts.engine import EngineError, docker
+from scripts.engine import EngineError, docker, sdk
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -52,20 +52,23 @@ class Infra:
 
 
 def _published(container: str, port: int) -> str:
-    out = docker("port", container, f"{port}/tcp").stdout.split("\n")[0].strip()
-    return "127.0.0.1:" + out.rsplit(":", 1)[1]
+    """'127.0.0.1:<host port>' the container's port is published on (SDK: no `docker port` text)."""
+    c = sdk().containers.get(container)
+    return f"127.0.0.1:{c.ports[f'{port}/tcp'][0]['HostPort']}"
 
 
 def _wait(check, timeout: float, what: str, container: str) -> None:
     deadline = time.monotonic() + timeout
+    c = sdk().containers.get(container)
     while time.monotonic() < deadline:
         if check():
             return
-        if docker("inspect", "--format", "{{.State.Running}}", container, check=False).stdout.strip() != "true":
+        c.reload()
+        if c.status != "running":
             break
         time.sleep(0.5)
-    logs = docker("logs", "--tail", "15", container, check=False)
-    raise EngineError(f"{what} did not start within {timeout:.0f}s; its log ends:\n{logs.stdout}{logs.stderr}")
+    raise EngineError(f"{what} did not start within {timeout:.0f}s; its log ends:\n"
+                      + c.logs(tail=15).decode(errors="replace"))
 
 
 def _http_ok(url: str) -> bool:

@@ -26,8 +26,11 @@ import urllib.error
 import urllib.request
 from dataclasses import dataclass, field
 
+from docker.errors import DockerException, NotFound
+from docker.types import DeviceRequest
+
 from scripts import hostile
-from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm
+from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, flavored, print_table, save_json
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, platform_from_env, select
 
@@ -65,30 +68,49 @@ def classify(base: str, text: str) -> tuple[int, dict]:
 
 @dataclass
 class Container:
-    """A running container of an image, port 8000 published on 127.0.0.1 (random host port)."""
+    """A running container of an image, port 8000 published on 127.0.0.1 (random host port).
+
+    Run, inspected, read and removed through the Docker SDK (engine.sdk): structured answers,
+    no CLI text to parse. options are the SDK's containers.run keywords (network_mode, environment...).
+    """
 
     image: str
-    extra: list[str] = field(default_factory=list)
-    host: str | None = None  # another engine (compare's scratch engine); None: the usual one
+    options: dict = field(default_factory=dict)
+    host: str | None = None  # another engine (compare's empty engine); None: the usual one
     id: str = ""
     base_url: str = ""
 
+    def _get(self):
+        return sdk(self.host).containers.get(self.id)
+
     def start(self, publish: bool = True) -> Container:
-        """Run detached; publish=False when extra brings its own networking (base_url is then yours to set)."""
-        ports = ["-p", "127.0.0.1::8000"] if publish else []
-        self.id = docker("run", "-d", "--read-only", "--tmpfs", "/tmp", *ports, *self.extra, self.image,
-                         host=self.host).stdout.strip()
+        """Run detached; publish=False when options bring their own networking (base_url is then yours to set)."""
+        ports = {"8000/tcp": ("127.0.0.1", None)} if publish else {}
+        try:
+            container = sdk(self.host).containers.run(self.image, detach=True, read_only=True, tmpfs={"/tmp": ""},
+                                                      ports=ports, **self.options)
+        except DockerException as exc:
+            raise EngineError(f"docker run {self.image} failed: {exc}") from None
+        self.id = container.id
         if publish:
-            port = docker("port", self.id, "8000/tcp").stdout.split("\n")[0].rsplit(":", 1)[1]
-            self.base_url = f"http://127.0.0.1:{port}"
+            container.reload()
+            self.base_url = f"http://127.0.0.1:{container.ports['8000/tcp'][0]['HostPort']}"
         return self
 
+    def state(self) -> dict:
+        try:
+            return self._get().attrs["State"]
+        except NotFound:
+            return {}
+
     def running(self) -> bool:
-        return docker("inspect", "--format", "{{.State.Running}}", self.id, host=self.host).stdout.strip() == "true"
+        return bool(self.state().get("Running"))
 
     def logs(self, lines: int = 30) -> str:
-        proc = docker("logs", "--tail", str(lines), self.id, check=False, host=self.host)
-        return (proc.stdout + proc.stderr).strip()
+        try:
+            return self._get().logs(tail=lines).decode(errors="replace").strip()
+        except NotFound:
+            return "(container gone)"
 
     def wait_ready(self, timeout: float = 180) -> float:
         """Seconds until /readyz answers 200; EngineError if it exits or times out."""
@@ -104,34 +126,45 @@ class Container:
             time.sleep(0.1)
         raise EngineError(f"{self.image} not ready after {timeout:.0f}s; its log ends:\n{self.logs()}")
 
+    def stop(self, grace: int) -> None:
+        """SIGTERM, then SIGKILL after grace seconds (`docker stop -t grace`)."""
+        self._get().stop(timeout=grace)
+
     def remove(self) -> None:
         if self.id:
-            docker("rm", "-f", self.id, check=False, host=self.host)
+            try:
+                self._get().remove(force=True)
+            except NotFound:
+                pass
 
 
 def process_uids(container_id: str) -> set[int]:
-    out = [line.split()[0] for line in docker("top", container_id, "-eo", "uid,pid").stdout.splitlines()[1:]]
-    return {int(u) for u in out if u.isdigit()}
+    """User ids of every process in the container (`docker top`'s data, as the SDK returns it)."""
+    top = sdk().containers.get(container_id).top(ps_args="-eo uid,pid")
+    column = top["Titles"].index("UID")
+    return {int(row[column]) for row in top["Processes"] if row[column].isdigit()}
 
 
-def parse_mem(text: str) -> int:
-    """'312.4MiB / 23.5GiB' -> bytes of the first figure."""
-    value = text.split("/")[0].strip()
-    units = {"KiB": 2**10, "MiB": 2**20, "GiB": 2**30, "kB": 1e3, "MB": 1e6, "GB": 1e9, "B": 1}
-    for unit, factor in units.items():
-        if value.endswith(unit):
-            return int(float(value[: -len(unit)]) * factor)
-    raise ValueError(f"unrecognised memory figure {text!r}")
+def memory_in_use(stats: dict) -> int:
+    """What `docker stats` shows as MEM USAGE: the cgroup's usage less its inactive page cache."""
+    memory = stats["memory_stats"]
+    usage, extra = memory["usage"], memory.get("stats", {})
+    # cgroup v2 names it inactive_file, v1 total_inactive_file; the CLI subtracts whichever exists.
+    inactive = extra.get("inactive_file", extra.get("total_inactive_file", 0))
+    return usage - inactive if inactive < usage else usage
 
 
 def container_memory(container_id: str) -> int:
     """The container's memory use as `docker stats` reports it (cgroup, page cache excluded)."""
-    return parse_mem(docker("stats", "--no-stream", "--format", "{{.MemUsage}}", container_id).stdout)
+    return memory_in_use(sdk().containers.get(container_id).stats(stream=False))
 
 
 def has_shell(image: str) -> bool:
-    proc = docker("run", "--rm", "--entrypoint", "/bin/sh", image, "-c", "exit 0", check=False, timeout=60)
-    return proc.returncode == 0
+    try:
+        sdk().containers.run(image, ["-c", "exit 0"], entrypoint="/bin/sh", remove=True)
+    except DockerException:  # no /bin/sh to start (ContainerError / APIError)
+        return False
+    return True
 
 
 GPU_PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"
@@ -172,7 +205,8 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
         if not ok:
             failures.append(what)
 
-    container = Container(image, ["--gpus", "all"] if gpu else [])
+    gpus = {"device_requests": [DeviceRequest(count=-1, capabilities=[["gpu"]])]} if gpu else {}  # --gpus all
+    container = Container(image, gpus)
     try:
         container.start()
         slow = EMULATION_SLOWDOWN if variant.emulated else 1  # qemu runs everything many times slower
@@ -224,14 +258,14 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
         sender.start()
         time.sleep(0.5)  # accepted and running
         started = time.monotonic()
-        docker("stop", "-t", str(STOP_LIMIT_S), container.id, timeout=STOP_LIMIT_S + 30)
+        container.stop(STOP_LIMIT_S)
         result["stop_seconds"] = round(time.monotonic() - started, 2)
         sender.join(timeout=30)
         status, body = in_flight.get("answer", (0, {}))
         result["in_flight_at_sigterm"] = status
         check(status == 200 and len(body.get("predictions", [])) == 8,
               f"the request in flight at SIGTERM got HTTP {status} {str(body)[:120]}")
-        code = int(docker("inspect", "--format", "{{.State.ExitCode}}", container.id).stdout.strip())
+        code = container.state().get("ExitCode")
         result["exit_code"] = code
         check(code == 0 and result["stop_seconds"] < STOP_LIMIT_S,
               f"SIGTERM: exit code {code} after {result['stop_seconds']}s (want 0 within {STOP_LIMIT_S}s)")
@@ -246,8 +280,7 @@ def wait_healthy(container: Container, timeout: float = 40) -> str:
     deadline = time.monotonic() + timeout
     status = ""
     while time.monotonic() < deadline:
-        status = docker("inspect", "--format", "{{if .State.Health}}{{.State.Health.Status}}{{end}}",
-                        container.id).stdout.strip()
+        status = container.state().get("Health", {}).get("Status", "")
         if status in ("healthy", "unhealthy", ""):
             return status or "none"
         time.sleep(1)

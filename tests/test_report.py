@@ -6,7 +6,7 @@ import pytest
 
 from scripts.compare import CONTEXT_PATHS, scratch_context, start_runs
 from scripts.report import METRICS, chart, markdown
-from scripts.smoke import parse_mem
+from scripts.smoke import memory_in_use
 from scripts.variants import ROOT, VARIANTS
 
 DATA = {
@@ -33,10 +33,14 @@ def test_chart_is_a_png(tmp_path):
     assert path.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
 
 
-def test_parse_mem():
-    assert parse_mem("312.5MiB / 23.54GiB") == int(312.5 * 2**20)
-    assert parse_mem("1.5GiB / 2GiB") == int(1.5 * 2**30)
-    assert parse_mem("900kB / 1GB") == 900_000
+def test_memory_in_use_is_what_docker_stats_shows():
+    # cgroup v2: usage less inactive_file (the CLI's calculateMemUsageUnixNoCache)
+    assert memory_in_use({"memory_stats": {"usage": 400, "stats": {"inactive_file": 100}}}) == 300
+    # cgroup v1 names it total_inactive_file
+    assert memory_in_use({"memory_stats": {"usage": 400, "stats": {"total_inactive_file": 50}}}) == 350
+    # nothing to subtract, or a figure larger than usage: usage as is
+    assert memory_in_use({"memory_stats": {"usage": 400}}) == 400
+    assert memory_in_use({"memory_stats": {"usage": 400, "stats": {"inactive_file": 900}}}) == 400
 
 
 def test_scratch_context_copies_and_never_touches_the_tree(tmp_path):
