@@ -276,17 +276,18 @@ def load_rootfs(rootfs: Path, ref: str, arch: str, config: dict) -> None:
         raise EngineError(f"docker load of the {ref} stand-in failed: {proc.stderr.read().decode()[-1500:]}")
 
 
-def resolve(mode: str | None = None, arch: str = "") -> dict[str, str]:
+def resolve(mode: str | None = None, arch: str = "", only: set[str] | None = None) -> dict[str, str]:
     """Build-arg name -> image reference, per BASES mode; arch ('arm64') when not the engine's own.
 
     Official images are multi-platform: BuildKit fetches the arch's own variant itself, so only
-    whether they can be had is checked here. Stand-ins are built per arch.
+    whether they can be had is checked here. Stand-ins are built per arch. only: the build args
+    the Dockerfiles at hand declare (the others are not resolved, nor built).
     """
     mode = (mode or os.environ.get("BASES") or "auto").strip().lower()
     if mode not in {"auto", "official", "local"}:
         raise EngineError(f"BASES must be auto, official or local, got {mode!r}")
     ensure_engine()
-    chosen = {base.arg: resolve_one(base, mode, arch) for base in BASES}
+    chosen = {base.arg: resolve_one(base, mode, arch) for base in BASES if only is None or base.arg in only}
     for arg, ref in chosen.items():
         log(f"{arg}={ref}")
     return chosen

@@ -126,6 +126,7 @@ def remove_replaced(old_id: str | None, ref: str) -> None:
             log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
 
 
+PROBE_BASES = ("PYTHON_SLIM_IMAGE", "PYTHON_IMAGE", "DISTROLESS13_IMAGE", "DISTROLESS_IMAGE")  # bases with python3
 INDEX_PROBE = "import urllib.request as u; u.urlopen('https://pypi.org/simple/pip/', timeout=10)"
 
 
@@ -160,18 +161,19 @@ def wheelhouse_unreachable_reason() -> str | None:
     return None
 
 
-def prepare(flavor: str = "cpu", platform: str = "") -> BuildSetup:
-    """Engine, emulation, bases and wheelhouse: what every build needs first."""
+def prepare(flavor: str = "cpu", platform: str = "", variants: list[Variant] | None = None) -> BuildSetup:
+    """Engine, emulation, bases (those the variants' Dockerfiles use; all by default) and wheelhouse."""
     ensure_engine()
     native = engine_arch()
     target = wheelhouse.machine_arch(platform) if platform else native
     emulation.ensure(target, native)
     foreign = platform.split("/")[1] if target != native else ""  # stand-ins are built per architecture
-    setup = BuildSetup(bases.resolve(arch=foreign), flavor, platform,
+    needed = set().union(*(v.base_args for v in variants)) if variants else None
+    setup = BuildSetup(bases.resolve(arch=foreign, only=needed), flavor, platform,
                        cuda_trim=os.environ.get("CUDA_TRIM", "").strip() not in {"", "0"})
     mode = wheelhouse_mode()
     if mode == "auto":
-        probe_image = setup.base_args["PYTHON_SLIM_IMAGE"]
+        probe_image = next(setup.base_args[a] for a in PROBE_BASES if a in setup.base_args)
         setup.use_wheelhouse = not index_reachable(probe_image)
         log("WHEELHOUSE=auto: " + ("containers here cannot reach PyPI: builds install from the local wheelhouse"
                                    if setup.use_wheelhouse else "containers reach PyPI: builds install from it"))
@@ -250,7 +252,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {', '.join(missing)} missing: run `make model` first", file=sys.stderr)
         return 2
     try:
-        results = build_all(variants, prepare(args.flavor, args.platform), cached=args.cached)
+        results = build_all(variants, prepare(args.flavor, args.platform, variants), cached=args.cached)
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

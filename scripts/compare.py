@@ -246,7 +246,7 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, dict] = {}
     where = machine()
     try:
-        setup = prepare(args.flavor)
+        setup = prepare(args.flavor, variants=variants)
         builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
         with contextlib.ExitStack() as stack:
             infra = None if "push" in skip else stack.enter_context(registry.measurement_infra())

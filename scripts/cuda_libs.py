@@ -132,11 +132,12 @@ def trimmed(names: str) -> dict:
     from scripts.smoke import smoke_variant
 
     untrimmed = load_json(RESULTS / "compare-cuda.json").get("variants", {})
-    setup = prepare("cuda")
+    variants = select(names, "cuda")
+    setup = prepare("cuda", variants=variants)
     setup.cuda_trim = True
     out: dict = {}
     with setup.wheels():
-        for v in select(names, "cuda"):
+        for v in variants:
             tag = f"{v.image}-trim"
             print(f"[cuda-trim] {v.name}: building {tag} (CUDA_TRIM=1) ...", file=sys.stderr, flush=True)
             seconds = build_image(v.dockerfile, tag, setup, label=f"{v.name} CUDA_TRIM=1")

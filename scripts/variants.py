@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 import sys
 from dataclasses import dataclass, replace
 from pathlib import Path
@@ -27,6 +28,11 @@ class Variant:
     @property
     def dockerfile(self) -> Path:
         return ROOT / self.name / "Dockerfile"
+
+    @property
+    def base_args(self) -> set[str]:
+        """The base-image build args its Dockerfile declares (ARG PYTHON_SLIM_IMAGE=... and the like)."""
+        return set(re.findall(r"^ARG (\w+_IMAGE)=", self.dockerfile.read_text(), flags=re.M))
 
     @property
     def model_dir(self) -> Path:

@@ -146,3 +146,13 @@ def test_stand_ins_for_another_architecture(tmp_path):
     assert not emulation.registered("aarch64", tmp_path)
     assert not emulation.registered("x86_64", tmp_path)
     emulation.ensure("x86_64", "x86_64")  # the engine's own architecture needs nothing
+
+
+def test_each_variant_names_the_bases_its_dockerfile_uses():
+    assert BY_NAME["slim_image"].base_args == {"PYTHON_SLIM_IMAGE"}
+    assert BY_NAME["multi_stage_build"].base_args == {"PYTHON_IMAGE", "PYTHON_SLIM_IMAGE"}
+    assert BY_NAME["onnx_image"].base_args == {"DEBIAN13_IMAGE", "DISTROLESS13_IMAGE"}
+    from scripts.bases import BASES
+
+    known = {b.arg for b in BASES}
+    assert all(v.base_args <= known and v.base_args for v in BY_NAME.values())
