@@ -167,8 +167,25 @@ exec dockerd "$@"
 SH
 chmod 755 "$1/usr/local/bin/dockerd-entrypoint.sh"
 """
+# registry:2's own configuration: no authentication, storage in /var/lib/registry, port 5000
+# (Debian's package ships one with htpasswd authentication).
+REGISTRY_CONFIG = r"""set -e
+cat > "$1/etc/docker/registry/config.yml" <<'YML'
+version: 0.1
+log:
+  level: warn
+storage:
+  filesystem:
+    rootdirectory: /var/lib/registry
+  delete:
+    enabled: true
+http:
+  addr: :5000
+YML
+"""
 INFRA = (
-    Base("REGISTRY_IMAGE", "registry:2", "local/registry:2", "apt", ("docker-registry",), excludes=SLIM_EXCLUDES,
+    Base("REGISTRY_IMAGE", "registry:2", "local/registry:2", "apt", ("docker-registry",), hooks=(REGISTRY_CONFIG,),
+         excludes=SLIM_EXCLUDES,
          changes=('ENTRYPOINT ["/usr/bin/docker-registry", "serve"]', 'CMD ["/etc/docker/registry/config.yml"]')),
     Base("DIND_IMAGE", "docker:dind", "local/docker:dind", "apt",
          ("docker.io", "iptables", "ca-certificates", "iproute2", "procps"), hooks=(DIND_ENTRYPOINT,),

@@ -160,11 +160,15 @@ def container_memory(container_id: str) -> int:
 
 
 def has_shell(image: str) -> bool:
+    """Does /bin/sh start in the image? (The container is removed either way.)"""
+    container = sdk().containers.create(image, ["-c", "exit 0"], entrypoint="/bin/sh")
     try:
-        sdk().containers.run(image, ["-c", "exit 0"], entrypoint="/bin/sh", remove=True)
-    except DockerException:  # no /bin/sh to start (ContainerError / APIError)
+        container.start()
+        return container.wait(timeout=60)["StatusCode"] == 0
+    except DockerException:  # no /bin/sh to start
         return False
-    return True
+    finally:
+        container.remove(force=True)
 
 
 GPU_PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"
