@@ -38,7 +38,7 @@ def measure_load(model: str) -> dict:
 
     def load_and_answer() -> float:
         started = time.perf_counter()
-        load_model(model, device="cpu").predict(["warm up"])
+        load_model(model, device=device()).predict(["warm up"])
         return time.perf_counter() - started
 
     first, repeat = load_and_answer(), load_and_answer()
@@ -46,9 +46,14 @@ def measure_load(model: str) -> dict:
             "load_seconds": round(repeat, 3)}
 
 
+def device() -> str:
+    """DEVICE=cuda benchmarks on a GPU (a CUDA torch in the venv); the CPU otherwise."""
+    return os.environ.get("DEVICE", "cpu").strip().lower() or "cpu"
+
+
 def measure_http(model: str, requests: int, batches: int, max_seconds: float) -> dict:
     port = free_port()
-    env = {**os.environ, "MODEL_DIR": model, "DEVICE": "cpu"}
+    env = {**os.environ, "MODEL_DIR": model, "DEVICE": device()}
     cmd = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
            "--access-logfile", "/dev/null"]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
@@ -101,7 +106,7 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     load = measure_load(args.model)
     web = measure_http(args.model, args.requests, args.batches, args.max_seconds)
-    result = {"machine": machine(), "model": Path(args.model).name, **load, **web}
+    result = {"machine": machine(), "model": Path(args.model).name, "device": device(), **load, **web}
     name = Path(args.model).name
     out = RESULTS / ("benchmark.json" if name == "model" else f"benchmark-{name}.json")
     save_json(out, result)
