@@ -115,6 +115,23 @@ def image_id(ref: str) -> str | None:
     return proc.stdout.strip() if proc.returncode == 0 else None
 
 
+def remove_image(ref: str, tries: int = 5) -> bool:
+    """Remove the image ref names, tags and layers, and check it is gone.
+
+    A container just removed with --rm may still hold the image for a moment (the daemon
+    removes it after the CLI returns), and an untag alone leaves the bytes behind.
+    """
+    ident = image_id(ref)
+    for _ in range(tries if ident else 0):
+        docker("image", "rm", "-f", ident, check=False, timeout=600)
+        if docker("image", "inspect", ident, check=False).returncode != 0:
+            return True
+        time.sleep(2)
+    if ident:
+        log(f"could not remove {ref} ({ident.removeprefix('sha256:')[:12]}): something still uses it")
+    return ident is None
+
+
 def remove_replaced(old_id: str | None, ref: str) -> None:
     """After a rebuild, remove the image the tag pointed to before (it would linger untagged).
 

@@ -37,7 +37,16 @@ import urllib.error
 from pathlib import Path
 
 from scripts import cuda_libs, hostile, latency, load, registry
-from scripts.build import BUILD_JSON, BuildError, build_all, build_image, missing_models, prepare, trim_build_cache
+from scripts.build import (
+    BUILD_JSON,
+    BuildError,
+    build_all,
+    build_image,
+    missing_models,
+    prepare,
+    remove_image,
+    trim_build_cache,
+)
 from scripts.composition import stacked_chart
 from scripts.diagnose import analyze_image
 from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
@@ -257,7 +266,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_json(out_json, {"machine": where, "variants": data})
                 if not keep:
                     log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
-                    docker("image", "rm", v.image, check=False)
+                    remove_image(v.image)
                     trim_build_cache("0")
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -127,7 +127,7 @@ def markdown(data: dict) -> str:
 
 def trimmed(names: str) -> dict:
     """Build, smoke and probe each variant's CUDA image with CUDA_TRIM=1; sizes beside the untrimmed ones."""
-    from scripts.build import build_image, image_size, prepare
+    from scripts.build import build_image, image_size, prepare, remove_image
     from scripts.compare import keep_images
     from scripts.smoke import smoke_variant
 
@@ -153,7 +153,7 @@ def trimmed(names: str) -> dict:
                   + f"; smoke {'PASS' if not smoke['failures'] else 'FAIL: ' + '; '.join(smoke['failures'])}",
                   file=sys.stderr, flush=True)
             if not keep_images("cuda"):
-                docker("image", "rm", tag, check=False)
+                remove_image(tag)
     save_json(RESULTS / "cuda-trim.json", {"machine": machine(), "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
                                            "variants": out})
     return out
