@@ -53,7 +53,7 @@ from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
-from scripts.variants import FLAVORS, ROOT, Variant, flavor_from_env, select
+from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env, select
 
 STEPS = ("push", "rebuild", "start", "diagnose")
 LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 % batches of 32)
@@ -252,6 +252,8 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     runs = start_runs()
     keep = keep_images(args.flavor)
+    # Measuring some variants (VARIANTS=...) updates their rows and keeps the others' (each row has its time).
+    previous = load_json(out_json).get("variants", {}) if args.variants.strip() else {}
     data: dict[str, dict] = {}
     where = machine()
     try:
@@ -263,7 +265,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"registry on {infra.registry}; empty engine for cold pulls on {infra.scratch}")
             for n, v in enumerate(variants, 1):
                 data[v.name] = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})", infra)
-                save_json(out_json, {"machine": where, "variants": data})
+                save_json(out_json, {"machine": where, "variants": merged(previous, data)})
                 if not keep:
                     log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
                     remove_image(v.image)
@@ -273,8 +275,14 @@ def main(argv: list[str] | None = None) -> int:
         if data:
             print(f"what was measured before that is in {out_json}", file=sys.stderr)
         return 1
-    write_reports(args.out, where, data, args.flavor)
+    write_reports(args.out, where, merged(previous, data), args.flavor)
     return 0
+
+
+def merged(previous: dict, data: dict) -> dict:
+    """This run's rows over the previous file's, in the variants' own order."""
+    rows = {**previous, **data}
+    return {name: rows[name] for name in BY_NAME if name in rows}
 
 
 def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, step: str,
@@ -285,7 +293,7 @@ def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, 
         builds.update(build_all([v], setup))
     inspect = docker("image", "inspect", "--format", "{{.Size}} {{len .RootFS.Layers}}", v.image).stdout.split()
     figures = {"image": v.image, "flavor": v.flavor, "size_bytes": int(inspect[0]), "layers": int(inspect[1]),
-               "build_seconds": builds[v.name]["build_seconds"]}
+               "build_seconds": builds[v.name]["build_seconds"], "measured_at": time.strftime("%Y-%m-%dT%H:%M:%S%z")}
     if infra:
         log(f"{step} {v.name}: push, pull into an empty engine, first answer there ...")
         figures.update(push_and_pull(v, infra))

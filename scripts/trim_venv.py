@@ -50,10 +50,11 @@ CUDA_INFERENCE_ONLY = (
 
 # Modules that read source code at import time (torch's config modules read their own with
 # inspect.getsource; TorchScript compiles decorated functions from source) keep their .py.
-NEEDS_SOURCE = re.compile(rb"install_config_module\(|getsource\(|torch\.jit\.script|@torch\.jit")
+NEEDS_SOURCE = re.compile(rb"install_config_module\(|getsource\(|torch\.jit\.script|@torch\.jit|@triton\.jit")
 # Packages that find their own modules by scanning for .py files keep all their sources
 # (transformers builds its lazy-import table that way).
-SOURCE_PACKAGES = ("transformers",)
+# triton (CUDA torch imports it when installed) compiles its @jit functions from their source.
+SOURCE_PACKAGES = ("transformers", "triton")
 
 
 def size(path: Path) -> int:

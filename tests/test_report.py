@@ -83,3 +83,12 @@ def test_redraw_without_measurements_is_a_clear_error(tmp_path, capsys):
 
     assert main(["--redraw", "--out", str(tmp_path)]) == 2
     assert "no measurements" in capsys.readouterr().err
+
+
+def test_a_partial_compare_keeps_the_other_rows_in_variant_order():
+    from scripts.compare import merged
+
+    previous = {"naive_image": {"size_bytes": 1}, "distroless_image": {"size_bytes": 2, "old": True}}
+    out = merged(previous, {"distroless_image": {"size_bytes": 3}, "slim_image": {"size_bytes": 4}})
+    assert list(out) == ["naive_image", "slim_image", "distroless_image"]
+    assert out["distroless_image"] == {"size_bytes": 3} and out["naive_image"] == {"size_bytes": 1}

@@ -90,16 +90,24 @@ def test_bytecode_only_keeps_modules_that_read_their_own_source(tmp_path):
 
 
 def test_bytecode_only_leaves_source_packages_whole(tmp_path):
-    from scripts.trim_venv import SOURCE_PACKAGES, bytecode_only
+    from scripts.trim_venv import bytecode_only
 
     site = tmp_path / "lib/python3.11/site-packages"
-    pkg = site / SOURCE_PACKAGES[0]
-    (pkg / "__pycache__").mkdir(parents=True)
-    (pkg / "__init__.py").write_text("x = 1\n")
-    (pkg / "__pycache__/__init__.cpython-311.pyc").write_bytes(b"cache")
+    for name in ("transformers", "triton"):  # triton compiles its @jit functions from their source
+        pkg = site / name
+        (pkg / "__pycache__").mkdir(parents=True)
+        (pkg / "__init__.py").write_text("x = 1\n")
+        (pkg / "__pycache__/__init__.cpython-311.pyc").write_bytes(b"cache")
+    (site / "torch/_native").mkdir(parents=True)
+    (site / "torch/_native/triton_impl.py").write_text("import triton\n@triton.jit\ndef k(x):\n    pass\n")
+    (site / "torch/_native/plain.py").write_text("def f():\n    return 1\n")
     bytecode_only(tmp_path)
-    assert (pkg / "__init__.py").exists() and (pkg / "__pycache__/__init__.cpython-311.pyc").exists()
-    assert not (pkg / "__init__.pyc").exists()
+    for name in ("transformers", "triton"):
+        pkg = site / name
+        assert (pkg / "__init__.py").exists() and (pkg / "__pycache__/__init__.cpython-311.pyc").exists()
+        assert not (pkg / "__init__.pyc").exists()
+    assert (site / "torch/_native/triton_impl.py").exists()
+    assert not (site / "torch/_native/plain.py").exists() and (site / "torch/_native/plain.pyc").exists()
 
 
 def test_cuda_inference_only_is_opt_in_and_keeps_what_inference_loads(tmp_path):
