@@ -146,7 +146,7 @@ def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
     """
     started = time.perf_counter()
     pull_seconds = registry.pull(infra.scratch, ref)
-    bind = {"GUNICORN_CMD_ARGS": f"--bind 0.0.0.0:{registry.SERVICE_PORT}"}
+    bind = {"GUNICORN_CMD_ARGS": f"--bind {infra.bind}"}
     container = Container(ref, {"network_mode": "host", "environment": bind}, host=infra.scratch).start(publish=False)
     container.base_url = infra.service_url
     try:

@@ -7,16 +7,22 @@ The registry is the official `registry:2` image, the empty engine the official `
 (privileged, its own data volume, so a pull into it really downloads every layer: the main
 engine already has the base layers the variants share). Where they cannot be pulled,
 stand-ins built from Debian packages take their place (scripts/bases.py INFRA). Both
-publish their ports on 127.0.0.1 only; once an engine answers, nothing here needs root,
-apt or a second daemon on the host. Everything is removed on the way out, Ctrl-C and
-SIGTERM included.
+publish their ports on 127.0.0.1 only; once an engine answers, nothing here needs root
+or apt. Where privileged containers cannot start at all (some sandboxes: "unable to apply
+caps"), the empty engine is a second dockerd on this machine instead, which needs root.
+Everything is removed on the way out, Ctrl-C and SIGTERM included.
 """
 
 from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
+import shutil
+import subprocess
+import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -26,11 +32,14 @@ from pathlib import Path
 from scripts import bases
 from scripts.build import PROJECT_LABEL
 from scripts.engine import EngineError, docker, sdk
+from scripts.latency import free_port
+from scripts.wheelhouse import serve as wheelhouse_serve
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
 ])
+SCRATCH_BRIDGE = "br-scratch"
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
 
@@ -38,17 +47,18 @@ SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch en
 @dataclass
 class Infra:
     registry: str  # host:port to push to and read manifests from, on 127.0.0.1
+    registry_for_scratch: str  # the same registry as the empty engine reaches it
     scratch: str  # the empty engine, for docker --host
-    service_url: str  # where a container run with --network host in the scratch engine answers
-    network: str
-    wheels_url: str | None = None  # the wheelhouse's index as builds inside the scratch engine reach it
+    bind: str  # where a container run with --network host in the empty engine should listen
+    service_url: str  # ... and where this machine reaches it
+    wheels_url: str | None = None  # the wheelhouse's index as builds inside the empty engine reach it
 
     def push_ref(self, repo: str, tag: str) -> str:
         return f"{self.registry}/{repo}:{tag}"
 
     def pull_ref(self, repo: str, tag: str) -> str:
-        """The same image, as the scratch engine reaches the registry (over the infra network)."""
-        return f"{REGISTRY_ALIAS}:5000/{repo}:{tag}"
+        """The same image, as the empty engine reaches the registry."""
+        return f"{self.registry_for_scratch}/{repo}:{tag}"
 
 
 def _published(container: str, port: int) -> str:
@@ -57,18 +67,20 @@ def _published(container: str, port: int) -> str:
     return f"127.0.0.1:{c.ports[f'{port}/tcp'][0]['HostPort']}"
 
 
-def _wait(check, timeout: float, what: str, container: str) -> None:
+def _wait(check, timeout: float, what: str, container: str | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
-    c = sdk().containers.get(container)
+    c = sdk().containers.get(container) if container else None
     while time.monotonic() < deadline:
         if check():
             return
-        c.reload()
-        if c.status != "running":
-            break
+        if c is not None:
+            c.reload()
+            if c.status != "running":
+                break
         time.sleep(0.5)
-    raise EngineError(f"{what} did not start within {timeout:.0f}s; its log ends:\n"
-                      + c.logs(tail=15).decode(errors="replace"))
+    tail = (c.logs(tail=15).decode(errors="replace") if c is not None
+            else "\n".join(log.read_text(errors="replace").splitlines()[-10:]) if log and log.exists() else "")
+    raise EngineError(f"{what} did not start within {timeout:.0f}s; its log ends:\n{tail}")
 
 
 def _http_ok(url: str) -> bool:
@@ -83,48 +95,106 @@ def _engine_answers(host: str) -> bool:
     return docker("info", "--format", "{{.ServerVersion}}", host=host, check=False, timeout=20).returncode == 0
 
 
+def _infra_image(arg: str) -> str:
+    return bases.resolve_one(next(b for b in bases.INFRA if b.arg == arg))
+
+
 @contextlib.contextmanager
 def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> Iterator[Infra]:
-    """Start registry + empty engine on a private network; yield how to reach them; remove all after.
+    """Start a registry and an empty engine; yield how to reach them; remove everything after.
 
     mirror=True makes the registry the empty engine's Docker Hub mirror (the official-path test);
-    wheelhouse serves that folder to builds inside the empty engine, from a container on the
-    same network (a server on this machine's 127.0.0.1 is out of their reach).
+    wheelhouse serves that folder to builds inside the empty engine.
     """
-    registry_image = bases.resolve_one(next(b for b in bases.INFRA if b.arg == "REGISTRY_IMAGE"))
-    dind_image = bases.resolve_one(next(b for b in bases.INFRA if b.arg == "DIND_IMAGE"))
     name = f"bert-infra-{secrets.token_hex(4)}"
     label = ["--label", f"{PROJECT_LABEL}=scripts.registry"]
-    started: list[str] = []
     docker("network", "create", *label, name)
+    names: list[str] = []
     try:
-        started.append(docker(
-            "run", "-d", *label, "--name", f"{name}-registry", "--network", name, "--network-alias", REGISTRY_ALIAS,
-            "-p", "127.0.0.1::5000", registry_image).stdout.strip())
-        registry = _published(started[-1], 5000)
-        _wait(lambda: _http_ok(f"http://{registry}/v2/"), 60, "the registry", started[-1])
-        flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
-        if mirror:
-            flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:5000")
-        started.append(docker(
-            "run", "-d", *label, "--name", f"{name}-engine", "--privileged", "--network", name,
-            "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",  # an anonymous volume: not overlay on overlay
-            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", dind_image, *flags).stdout.strip())
-        scratch = "tcp://" + _published(started[-1], 2375)
-        _wait(lambda: _engine_answers(scratch), 90, "the empty engine (docker:dind)", started[-1])
-        infra = Infra(registry, scratch, "http://" + _published(started[-1], SERVICE_PORT), name)
-        if wheelhouse is not None:
-            python = bases.resolve_one(next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE"))
-            started.append(docker(
-                "run", "-d", *label, "--name", f"{name}-wheels", "--network", name, "--network-alias", "wheels",
-                "--read-only", "-v", f"{wheelhouse.resolve()}:/srv:ro", "--entrypoint", "python3", python,
-                "-m", "http.server", "8000", "--directory", "/srv").stdout.strip())
-            infra.wheels_url = "http://wheels:8000/simple/"
-        yield infra
+        names.append(f"{name}-registry")
+        docker("run", "-d", *label, "--name", names[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
+               "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
+        registry = _published(names[-1], 5000)
+        _wait(lambda: _http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
+        with contextlib.ExitStack() as stack:
+            try:
+                names.append(f"{name}-engine")
+                infra = _dind(names[-1], name, label, registry, mirror)
+            except EngineError as exc:
+                if "unable to apply caps" not in str(exc):
+                    raise
+                # Some hosts (sandboxes, rootless engines) cannot start privileged containers at all.
+                infra = stack.enter_context(_host_engine(registry, mirror, exc))
+            if wheelhouse is not None:
+                infra.wheels_url = _serve_wheels(infra, stack, wheelhouse, name, label, names)
+            yield infra
     finally:
-        for container in reversed(started):
+        for container in reversed(names):
             docker("rm", "-f", "-v", container, check=False, timeout=120)
         docker("network", "rm", name, check=False)
+
+
+def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool) -> Infra:
+    """docker:dind (privileged, its own data volume) on the infra network; API on 127.0.0.1."""
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
+    if mirror:
+        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:5000")
+    docker("run", "-d", *label, "--name", container, "--privileged", "--network", network,
+           "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",  # an anonymous volume: not overlay on overlay
+           "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", _infra_image("DIND_IMAGE"), *flags)
+    scratch = "tcp://" + _published(container, 2375)
+    _wait(lambda: _engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
+    return Infra(registry, f"{REGISTRY_ALIAS}:5000", scratch, f"0.0.0.0:{SERVICE_PORT}",
+                 "http://" + _published(container, SERVICE_PORT))
+
+
+@contextlib.contextmanager
+def _host_engine(registry: str, mirror: bool, why: Exception) -> Iterator[Infra]:
+    """A second dockerd on this machine, its own data root (root only): where docker:dind cannot run."""
+    if os.geteuid() != 0 or not shutil.which("dockerd"):
+        raise EngineError(f"this engine cannot start the privileged docker:dind container ({why}); the "
+                          "fallback, a second dockerd on this machine, needs root and dockerd") from None
+    print(f"[registry] privileged containers cannot start here ({str(why).strip()[-80:]}); "
+          "using a second dockerd on this machine as the empty engine", file=sys.stderr, flush=True)
+    root = Path(tempfile.mkdtemp(prefix="scratch-engine-", dir="/var/tmp"))
+    sock, log = root / "docker.sock", root / "dockerd.log"
+    # Its own bridge: `--bridge=none` would make dockerd delete the main engine's docker0.
+    # Containers there use the host network (compare's fresh-node run); the bridge only has to exist.
+    subprocess.run(["ip", "link", "add", SCRATCH_BRIDGE, "type", "bridge"], capture_output=True, check=False)
+    cmd = ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
+           "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}",
+           "--bridge", SCRATCH_BRIDGE, "--iptables=false", "--ip-masq=false"]
+    if mirror:
+        cmd.append(f"--registry-mirror=http://{registry}")
+    with log.open("wb") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
+    host = f"unix://{sock}"
+    try:
+        _wait(lambda: _engine_answers(host), 60, "the second dockerd", log=log)
+        port = free_port()
+        yield Infra(registry, registry, host, f"127.0.0.1:{port}", f"http://127.0.0.1:{port}")
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=30)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+        subprocess.run(["ip", "link", "delete", SCRATCH_BRIDGE], capture_output=True, check=False)
+        shutil.rmtree(root, ignore_errors=True)
+
+
+def _serve_wheels(infra: Infra, stack: contextlib.ExitStack, folder: Path, network: str, label: list[str],
+                  names: list[str]) -> str:
+    """The wheelhouse's index URL as builds in the empty engine (on its host network) reach it."""
+    if infra.registry_for_scratch == infra.registry:  # a dockerd on this machine: its host network is ours
+        return stack.enter_context(wheelhouse_serve(folder))
+    python = bases.resolve_one(next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE"))
+    names.append(f"{network}-wheels")
+    docker("run", "-d", *label, "--name", names[-1], "--network", network, "--network-alias", "wheels",
+           "--read-only", "-v", f"{folder.resolve()}:/srv:ro", "--entrypoint", "python3", python,
+           "-m", "http.server", "8000", "--directory", "/srv")
+    return "http://wheels:8000/simple/"
 
 
 def pushed_bytes(registry: str, repo: str, tag: str) -> tuple[int, int]:
