@@ -180,6 +180,8 @@ def _host_engine(registry: str, mirror: bool, why: Exception) -> Iterator[Infra]
         except subprocess.TimeoutExpired:
             proc.kill()
         subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
+        for ns in (root / "exec" / "netns").glob("*"):  # the network namespace dockerd leaves mounted
+            subprocess.run(["umount", str(ns)], capture_output=True, check=False)
         subprocess.run(["ip", "link", "delete", SCRATCH_BRIDGE], capture_output=True, check=False)
         shutil.rmtree(root, ignore_errors=True)
 
