@@ -65,7 +65,7 @@ load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local serv
 	$(PY) -m scripts.load $(if $(IMAGE),--image $(IMAGE))
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
-	$(PY) -m scripts.cuda_libs --trimmed $(or $(VARIANTS),multi_stage_build distroless_image)
+	$(PY) -m scripts.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
 
 diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
 	$(PY) -m scripts.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))
