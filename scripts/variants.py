@@ -62,14 +62,14 @@ class Variant:
             raise SystemExit(f"unknown FLAVOR {flavor!r}; choose from {', '.join(FLAVORS)}")
         return replace(self, flavor=flavor, platform=platform)
 
+    def predictor_command(self, *files: str) -> list[str]:
+        return [*self.python, "-m", "app.predictor", *files]
+
 
 def suffix(flavor: str, platform: str = "") -> str:
     """Tag and results-file suffix of a flavour and a platform (linux/arm64 -> '-arm64')."""
     arch = platform.split("/")[1] if platform.count("/") >= 1 else platform
     return ("" if flavor == "cpu" else f"-{flavor}") + (f"-{arch}" if arch else "")
-
-    def predictor_command(self, *files: str) -> list[str]:
-        return [*self.python, "-m", "app.predictor", *files]
 
 
 VARIANTS = (

@@ -9,13 +9,16 @@ there (wheels from a container on the same network) and answers /classify.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import time
 import urllib.request
 
+import pytest
+
 from scripts import bases, registry, wheelhouse
 from scripts.build import BuildSetup, build_image, engine_arch
-from scripts.engine import docker, ensure_engine
+from scripts.engine import EngineError, docker, ensure_engine
 from scripts.variants import BY_NAME
 
 SLIM = next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE")
@@ -32,7 +35,15 @@ def test_official_bases_come_through_a_registry_mirror(monkeypatch):
     ensure_engine()
     stand_in = bases.build_local(SLIM)  # what BASES=auto falls back to here, in the main engine
     wheelhouse.download("cpu", engine_arch())
-    with registry.measurement_infra(mirror=True, wheelhouse=wheelhouse.WHEELHOUSE) as infra:
+    infra_context = registry.measurement_infra(mirror=True, wheelhouse=wheelhouse.WHEELHOUSE)
+    try:
+        infra = infra_context.__enter__()
+    except EngineError as exc:
+        if "needs root" in str(exc):  # no privileged containers here, and not root for the fallback
+            pytest.skip(str(exc))
+        raise
+    with contextlib.ExitStack() as stack:
+        stack.push(infra_context)
         name, tag = SLIM.official.split(":")
         official = infra.push_ref(f"library/{name}", tag)  # Hub's path for an official image
         docker("tag", stand_in, official)
