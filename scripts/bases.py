@@ -229,6 +229,8 @@ def build_local(base: Base, arch: str = "") -> str:
                           f"{base.official} pullable)")
     if not shutil.which("mmdebstrap"):
         apt_install("mmdebstrap")
+    if arch and not shutil.which("arch-test"):  # mmdebstrap checks foreign architectures with it
+        apt_install("arch-test")
     slow = ", under emulation: several minutes" if arch else ", ~1-3 min"
     log(f"building stand-in {ref} from Debian {base.suite} packages (mmdebstrap{slow}) ...")
     with tempfile.TemporaryDirectory(prefix="standin-") as tmp:
