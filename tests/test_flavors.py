@@ -161,4 +161,5 @@ def test_each_variant_names_the_bases_its_dockerfile_uses():
 def test_the_one_shot_cli_command_per_image():
     assert BY_NAME["slim_image"].predictor_command("a.txt") == ["python", "-m", "app.predictor", "a.txt"]
     # distroless: the entry point is python itself
-    assert BY_NAME["distroless_image"].with_flavor("cuda").predictor_command("a.txt") == ["-m", "app.predictor", "a.txt"]
+    cuda_distroless = BY_NAME["distroless_image"].with_flavor("cuda")
+    assert cuda_distroless.predictor_command("a.txt") == ["-m", "app.predictor", "a.txt"]

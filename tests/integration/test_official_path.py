@@ -51,24 +51,26 @@ def test_official_bases_come_through_a_registry_mirror(monkeypatch):
             docker("push", official, timeout=600)
         finally:
             docker("rmi", official, check=False)
-        monkeypatch.setenv("DOCKER_HOST", infra.scratch)  # from here on, every docker call is the empty engine
-        monkeypatch.setenv("BASES", "auto")
-        assert bases.resolve_one(SLIM) == SLIM.official
-        slim = BY_NAME["slim_image"]
-        setup = BuildSetup({SLIM.arg: SLIM.official}, "cpu", index_url=infra.wheels_url)
-        build_image(slim.dockerfile, slim.image, setup, label="slim_image (official path)")
-        images = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
-        assert SLIM.official in images and not any(i.startswith("local/") for i in images), images
-        service = docker("run", "-d", "--network", "host", "-e", f"GUNICORN_CMD_ARGS=--bind {infra.bind}",
-                         slim.image).stdout.strip()
-        try:
-            deadline, label = time.monotonic() + 180, None
-            while time.monotonic() < deadline and label is None:
-                try:
-                    label = classify(infra.service_url, "I love this movie, the acting is wonderful.")
-                except OSError:
-                    time.sleep(0.5)
-            assert label == "POSITIVE"
-            assert classify(infra.service_url, "A dull, lifeless mess that wastes its talented cast.") == "NEGATIVE"
-        finally:
-            docker("rm", "-f", service, check=False)
+        # Until the block ends, every docker call is the empty engine; the infra is removed in the main one.
+        with monkeypatch.context() as scratch_env:
+            scratch_env.setenv("DOCKER_HOST", infra.scratch)
+            scratch_env.setenv("BASES", "auto")
+            assert bases.resolve_one(SLIM) == SLIM.official
+            slim = BY_NAME["slim_image"]
+            setup = BuildSetup({SLIM.arg: SLIM.official}, "cpu", index_url=infra.wheels_url)
+            build_image(slim.dockerfile, slim.image, setup, label="slim_image (official path)")
+            images = docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.split()
+            assert SLIM.official in images and not any(i.startswith("local/") for i in images), images
+            service = docker("run", "-d", "--network", "host", "-e", f"GUNICORN_CMD_ARGS=--bind {infra.bind}",
+                             slim.image).stdout.strip()
+            try:
+                deadline, label = time.monotonic() + 180, None
+                while time.monotonic() < deadline and label is None:
+                    try:
+                        label = classify(infra.service_url, "I love this movie, the acting is wonderful.")
+                    except OSError:
+                        time.sleep(0.5)
+                assert label == "POSITIVE"
+                assert classify(infra.service_url, "A dull, lifeless mess that wastes its talented cast.") == "NEGATIVE"
+            finally:
+                docker("rm", "-f", service, check=False)
