@@ -188,7 +188,7 @@ INFRA = (
          excludes=SLIM_EXCLUDES,
          changes=('ENTRYPOINT ["/usr/bin/docker-registry", "serve"]', 'CMD ["/etc/docker/registry/config.yml"]')),
     Base("DIND_IMAGE", "docker:dind", "local/docker:dind", "apt",
-         ("docker.io", "iptables", "ca-certificates", "iproute2", "procps"), hooks=(DIND_ENTRYPOINT,),
+         ("docker.io", "iptables", "ca-certificates", "iproute2", "procps", "mount"), hooks=(DIND_ENTRYPOINT,),
          excludes=SLIM_EXCLUDES, changes=('ENTRYPOINT ["dockerd-entrypoint.sh"]', "CMD []",
                                           "ENV PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin")),
 )

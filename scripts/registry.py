@@ -8,8 +8,9 @@ The registry is the official `registry:2` image, the empty engine the official `
 engine already has the base layers the variants share). Where they cannot be pulled,
 stand-ins built from Debian packages take their place (scripts/bases.py INFRA). Both
 publish their ports on 127.0.0.1 only; once an engine answers, nothing here needs root
-or apt. Where privileged containers cannot start at all (some sandboxes: "unable to apply
-caps"), the empty engine is a second dockerd on this machine instead, which needs root.
+or apt. Where the engine refuses `--privileged` (some sandboxes: "unable to apply caps",
+their bounding set lacks a capability), docker:dind runs with just what dockerd needs:
+SYS_ADMIN and NET_ADMIN, no seccomp/AppArmor filter, its own cgroups remounted writable.
 Everything is removed on the way out, Ctrl-C and SIGTERM included.
 """
 
@@ -17,12 +18,8 @@ from __future__ import annotations
 
 import contextlib
 import json
-import os
 import secrets
-import shutil
-import subprocess
 import sys
-import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
@@ -32,14 +29,11 @@ from pathlib import Path
 from scripts import bases
 from scripts.build import PROJECT_LABEL
 from scripts.engine import EngineError, docker, sdk
-from scripts.latency import free_port
-from scripts.wheelhouse import serve as wheelhouse_serve
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
     "application/vnd.oci.image.manifest.v1+json",
 ])
-SCRATCH_BRIDGE = "br-scratch"
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
 
@@ -116,87 +110,61 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
                "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
         registry = _published(names[-1], 5000)
         _wait(lambda: _http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
-        with contextlib.ExitStack() as stack:
-            try:
-                names.append(f"{name}-engine")
-                infra = _dind(names[-1], name, label, registry, mirror)
-            except EngineError as exc:
-                if "unable to apply caps" not in str(exc):
-                    raise
-                # Some hosts (sandboxes, rootless engines) cannot start privileged containers at all.
-                infra = stack.enter_context(_host_engine(registry, mirror, exc))
-            if wheelhouse is not None:
-                infra.wheels_url = _serve_wheels(infra, stack, wheelhouse, name, label, names)
-            yield infra
+        names.append(f"{name}-engine")
+        try:
+            infra = _dind(names[-1], name, label, registry, mirror)
+        except EngineError as exc:
+            if "unable to apply caps" not in str(exc):
+                raise
+            docker("rm", "-f", "-v", names[-1], check=False)  # created, never started
+            print("[registry] this engine refuses --privileged (unable to apply caps); docker:dind runs "
+                  "with SYS_ADMIN and NET_ADMIN instead", file=sys.stderr, flush=True)
+            infra = _dind(names[-1], name, label, registry, mirror, privileged=False)
+        if wheelhouse is not None:
+            infra.wheels_url = _serve_wheels(wheelhouse, name, label, names)
+        yield infra
     finally:
         for container in reversed(names):
             docker("rm", "-f", "-v", container, check=False, timeout=120)
         docker("network", "rm", name, check=False)
 
 
-def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool) -> Infra:
-    """docker:dind (privileged, its own data volume) on the infra network; API on 127.0.0.1."""
+# Without --privileged: the capabilities dockerd uses beyond Docker's defaults (mounts, bridges),
+# no syscall filter, /proc/sys writable; cgroup mounts are read-only then, so the entrypoint
+# remounts its own (v1 controllers or the v2 tree) writable before dockerd starts containers.
+CONFINED = ("--cap-add", "SYS_ADMIN", "--cap-add", "NET_ADMIN", "--security-opt", "seccomp=unconfined",
+            "--security-opt", "apparmor=unconfined", "--security-opt", "systempaths=unconfined")
+WRITABLE_CGROUPS = ('for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mount -o remount,bind,rw "$d" 2>/dev/null || :; '
+                    'done; exec dockerd-entrypoint.sh "$@"')
+
+
+def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool,
+          privileged: bool = True) -> Infra:
+    """docker:dind (its own data volume) on the infra network; API on 127.0.0.1."""
     flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
     if mirror:
         flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:5000")
-    docker("run", "-d", *label, "--name", container, "--privileged", "--network", network,
+    mode = ["--privileged"] if privileged else [*CONFINED, "--entrypoint", "sh"]
+    image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
+    docker("run", "-d", *label, "--name", container, *mode, "--network", network,
            "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",  # an anonymous volume: not overlay on overlay
-           "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", _infra_image("DIND_IMAGE"), *flags)
+           "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     scratch = "tcp://" + _published(container, 2375)
     _wait(lambda: _engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
     return Infra(registry, f"{REGISTRY_ALIAS}:5000", scratch, f"0.0.0.0:{SERVICE_PORT}",
                  "http://" + _published(container, SERVICE_PORT))
 
 
-@contextlib.contextmanager
-def _host_engine(registry: str, mirror: bool, why: Exception) -> Iterator[Infra]:
-    """A second dockerd on this machine, its own data root (root only): where docker:dind cannot run."""
-    if os.geteuid() != 0 or not shutil.which("dockerd"):
-        raise EngineError(f"this engine cannot start the privileged docker:dind container ({why}); the "
-                          "fallback, a second dockerd on this machine, needs root and dockerd") from None
-    print(f"[registry] privileged containers cannot start here ({str(why).strip()[-80:]}); "
-          "using a second dockerd on this machine as the empty engine", file=sys.stderr, flush=True)
-    root = Path(tempfile.mkdtemp(prefix="scratch-engine-", dir="/var/tmp"))
-    sock, log = root / "docker.sock", root / "dockerd.log"
-    # Its own bridge: `--bridge=none` would make dockerd delete the main engine's docker0.
-    # Containers there use the host network (compare's fresh-node run); the bridge only has to exist.
-    subprocess.run(["ip", "link", "add", SCRATCH_BRIDGE, "type", "bridge"], capture_output=True, check=False)
-    cmd = ["dockerd", "--data-root", str(root / "data"), "--exec-root", str(root / "exec"),
-           "--pidfile", str(root / "docker.pid"), "--host", f"unix://{sock}",
-           "--bridge", SCRATCH_BRIDGE, "--iptables=false", "--ip-masq=false"]
-    if mirror:
-        cmd.append(f"--registry-mirror=http://{registry}")
-    with log.open("wb") as out:
-        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, start_new_session=True)
-    host = f"unix://{sock}"
-    try:
-        _wait(lambda: _engine_answers(host), 60, "the second dockerd", log=log)
-        port = free_port()
-        yield Infra(registry, registry, host, f"127.0.0.1:{port}", f"http://127.0.0.1:{port}")
-    finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-        subprocess.run(["umount", "-R", str(root / "data")], capture_output=True, check=False)
-        for ns in (root / "exec" / "netns").glob("*"):  # the network namespace dockerd leaves mounted
-            subprocess.run(["umount", str(ns)], capture_output=True, check=False)
-        subprocess.run(["ip", "link", "delete", SCRATCH_BRIDGE], capture_output=True, check=False)
-        shutil.rmtree(root, ignore_errors=True)
-
-
-def _serve_wheels(infra: Infra, stack: contextlib.ExitStack, folder: Path, network: str, label: list[str],
-                  names: list[str]) -> str:
+def _serve_wheels(folder: Path, network: str, label: list[str], names: list[str]) -> str:
     """The wheelhouse's index URL as builds in the empty engine (on its host network) reach it."""
-    if infra.registry_for_scratch == infra.registry:  # a dockerd on this machine: its host network is ours
-        return stack.enter_context(wheelhouse_serve(folder))
     python = bases.resolve_one(next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE"))
     names.append(f"{network}-wheels")
     docker("run", "-d", *label, "--name", names[-1], "--network", network, "--network-alias", "wheels",
            "--read-only", "-v", f"{folder.resolve()}:/srv:ro", "--entrypoint", "python3", python,
            "-m", "http.server", "8000", "--directory", "/srv")
-    return "http://wheels:8000/simple/"
+    # Its address, not its name: BuildKit gives RUN steps no access to the network's DNS (127.0.0.11).
+    address = sdk().containers.get(names[-1]).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    return f"http://{address}:8000/simple/"
 
 
 def pushed_bytes(registry: str, repo: str, tag: str) -> tuple[int, int]:
