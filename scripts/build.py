@@ -24,7 +24,17 @@ from pathlib import Path
 from scripts import bases, emulation, wheelhouse
 from scripts.engine import EngineError, buildkit_client, docker, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
-from scripts.variants import FLAVORS, PLATFORMS, ROOT, Variant, flavor_from_env, platform_from_env, select
+from scripts.variants import (
+    FLAVORS,
+    PLATFORMS,
+    ROOT,
+    Variant,
+    docker_platform,
+    flavor_from_env,
+    machine_arch,
+    platform_from_env,
+    select,
+)
 
 BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.flavored)
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
@@ -164,7 +174,7 @@ def index_reachable(image: str) -> bool:
 
 def engine_arch() -> str:
     """The wheel tags' name for the engine's CPU (docker info: x86_64 or aarch64)."""
-    return wheelhouse.machine_arch(docker("info", "--format", "{{.Architecture}}").stdout.strip())
+    return machine_arch(docker("info", "--format", "{{.Architecture}}").stdout.strip())
 
 
 def wheelhouse_unreachable_reason() -> str | None:
@@ -182,7 +192,7 @@ def prepare(flavor: str = "cpu", platform: str = "", variants: list[Variant] | N
     """Engine, emulation, bases (those the variants' Dockerfiles use; all by default) and wheelhouse."""
     ensure_engine()
     native = engine_arch()
-    target = wheelhouse.machine_arch(platform) if platform else native
+    target = machine_arch(platform) if platform else native
     emulation.ensure(target, native)
     foreign = platform.split("/")[1] if target != native else ""  # stand-ins are built per architecture
     needed = set().union(*(v.base_args for v in variants)) if variants else None
@@ -246,7 +256,7 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
 
 
 def native_platform() -> str:
-    return "linux/" + {"x86_64": "amd64", "aarch64": "arm64"}[engine_arch()]
+    return docker_platform(engine_arch())
 
 
 def missing_models(variants: list[Variant]) -> list[str]:

@@ -15,14 +15,13 @@ from pathlib import Path
 from scripts.engine import EngineError, apt_install
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
-QEMU_NAME = {"aarch64": "qemu-aarch64", "x86_64": "qemu-x86_64"}
 HOW_TO = ("register qemu for {arch} with binfmt_misc: on Debian/Ubuntu `apt-get install qemu-user-static` "
           "(as root); on any Docker host `docker run --privileged --rm tonistiigi/binfmt --install {arch}`")
 
 
 def registered(arch: str, binfmt: Path = BINFMT) -> bool:
     """Is a qemu interpreter for arch registered, enabled, and usable inside containers (flag F)?"""
-    entry = binfmt / QEMU_NAME[arch]
+    entry = binfmt / f"qemu-{arch}"
     try:
         text = entry.read_text()
     except OSError:
@@ -40,7 +39,7 @@ def ensure(arch: str, native: str) -> None:
                           + HOW_TO.format(arch=arch))
     if not (BINFMT / "register").exists():
         subprocess.run(["mount", "-t", "binfmt_misc", "binfmt_misc", str(BINFMT)], capture_output=True, check=False)
-    conf = Path(f"/usr/lib/binfmt.d/{QEMU_NAME[arch]}.conf")
+    conf = Path(f"/usr/lib/binfmt.d/qemu-{arch}.conf")
     if not conf.exists():
         apt_install("qemu-user-static")
     if not registered(arch) and conf.exists():

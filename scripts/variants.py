@@ -108,7 +108,25 @@ def flavor_from_env() -> str:
     return (os.environ.get("FLAVOR") or "cpu").strip() or "cpu"
 
 
-PLATFORMS = ("linux/amd64", "linux/arm64")
+# The architectures images are built for: Docker's name (platforms, tags) -> the kernel's
+# (`uname -m`, `docker info`, wheel tags, qemu). The one place the two names meet.
+ARCHES = {"amd64": "x86_64", "arm64": "aarch64"}
+PLATFORMS = tuple(f"linux/{arch}" for arch in ARCHES)
+
+
+def machine_arch(platform: str) -> str:
+    """'linux/arm64' (or docker info's 'aarch64') -> the kernel's and wheel tags' name, 'aarch64'."""
+    os_name, _, arch = platform.partition("/") if "/" in platform else ("linux", "", platform)
+    arch = arch.split("/")[0].lower()  # linux/arm64/v8 -> arm64
+    arch = ARCHES.get(arch, arch)
+    if os_name.lower() != "linux" or arch not in ARCHES.values():
+        raise SystemExit(f"images can be built for {' or '.join(PLATFORMS)}, not {platform!r}")
+    return arch
+
+
+def docker_platform(machine: str) -> str:
+    """'aarch64' (docker info, uname -m) -> 'linux/arm64'."""
+    return "linux/" + next(docker for docker, kernel in ARCHES.items() if kernel == machine_arch(machine))
 
 
 def platform_from_env() -> str:

@@ -30,6 +30,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.variants import machine_arch
+
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "wheelhouse"
 
@@ -57,20 +59,10 @@ REQUIREMENTS = {
 
 # Every base the images use is Debian 12 (glibc 2.36) or newer: any manylinux wheel up to 2.36 runs.
 GLIBC_MINOR_MAX = 36
-ARCHES = {"amd64": "x86_64", "x86_64": "x86_64", "arm64": "aarch64", "aarch64": "aarch64"}
 
 
 def log(msg: str) -> None:
     print(f"[wheels] {msg}", file=sys.stderr, flush=True)
-
-
-def machine_arch(platform: str) -> str:
-    """'linux/arm64' (or docker info's 'aarch64') -> the wheel tags' name for it, 'aarch64'."""
-    os_name, _, arch = platform.partition("/") if "/" in platform else ("linux", "", platform)
-    arch = arch.split("/")[0].lower()  # linux/arm64/v8 -> arm64
-    if os_name.lower() != "linux" or arch not in ARCHES:
-        raise SystemExit(f"images can be built for linux/amd64 or linux/arm64, not {platform!r}")
-    return ARCHES[arch]
 
 
 def manylinux_tags(arch: str) -> list[str]:

@@ -9,6 +9,7 @@ from pathlib import Path
 import pytest
 
 from scripts import wheelhouse
+from scripts.variants import docker_platform, machine_arch
 
 
 def test_port_is_stable_per_checkout_and_differs_between_checkouts():
@@ -51,11 +52,14 @@ def test_a_taken_port_that_was_asked_for_is_a_clear_error(tmp_path, monkeypatch)
 
 
 def test_wheels_are_resolved_for_the_target_platform_not_the_host():
-    assert wheelhouse.machine_arch("linux/arm64") == wheelhouse.machine_arch("aarch64") == "aarch64"
-    assert wheelhouse.machine_arch("linux/amd64") == wheelhouse.machine_arch("x86_64") == "x86_64"
-    assert wheelhouse.machine_arch("linux/arm64/v8") == "aarch64"
-    with pytest.raises(SystemExit):
-        wheelhouse.machine_arch("windows/amd64")
+    assert machine_arch("linux/arm64") == machine_arch("aarch64") == "aarch64"
+    assert machine_arch("linux/amd64") == machine_arch("x86_64") == "x86_64"
+    assert machine_arch("linux/arm64/v8") == "aarch64"
+    assert docker_platform("aarch64") == docker_platform("linux/arm64") == "linux/arm64"
+    assert docker_platform("x86_64") == "linux/amd64"
+    for other in ("windows/amd64", "linux/riscv64", "s390x"):
+        with pytest.raises(SystemExit):
+            machine_arch(other)
     tags = wheelhouse.manylinux_tags("aarch64")
     # pip takes --platform literally: the onnxruntime wheel is manylinux_2_28 and must be in the list.
     assert tags[0] == "manylinux_2_36_aarch64" and "manylinux_2_28_aarch64" in tags
