@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from docker.errors import DockerException, NotFound
 from docker.types import DeviceRequest
 
-from scripts import hostile
+from scripts import emulation, hostile
+from scripts.build import engine_arch
 from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, flavored, print_table, save_json
-from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, platform_from_env, select
+from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"
 POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
@@ -40,6 +41,7 @@ NEGATIVE = "A dull, lifeless mess that wastes its talented cast."
 EXPECTED_CLI_LABELS = ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE"]  # sample_data/sample_text.txt
 STOP_LIMIT_S = 10
 LONG_TEXT = "a long and rather wonderful film " * 120  # truncated to the model's 512 tokens
+EMULATED_TEXT = "a long and rather wonderful film " * 8
 EMULATION_SLOWDOWN = 5  # start-up and readiness waits under qemu (PLATFORM=linux/arm64 on amd64)
 
 
@@ -256,9 +258,11 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
               f"one-shot CLI: exit {cli.returncode}, labels {labels}, stderr {cli.stderr[-300:]!r}")
         # SIGTERM while the largest allowed request is being computed: it must still get its answer.
         in_flight: dict = {}
-        # 8 x 512 tokens = MAX_TOKENS; under qemu that takes minutes, so one long text shows the same thing.
+        # 8 x 512 tokens = MAX_TOKENS. Under qemu one 512-token text takes minutes, past gunicorn's 8 s
+        # graceful_timeout: one ~50-token text (3.7-4.8 s there, measured) is in flight instead.
         texts = 1 if variant.emulated else 8
-        largest = json.dumps({"texts": [LONG_TEXT] * texts}).encode()
+        text = EMULATED_TEXT if variant.emulated else LONG_TEXT
+        largest = json.dumps({"texts": [text] * texts}).encode()
         sender = threading.Thread(target=lambda: in_flight.update(
             answer=http("POST", f"{base}/classify", largest, timeout=STOP_LIMIT_S + 20)))
         sender.start()
@@ -305,6 +309,8 @@ def main(argv: list[str] | None = None) -> int:
     gpu_note: dict = {"requested": args.gpu}
     try:
         ensure_engine()
+        if args.platform:  # its images run under qemu: a new enough one must be registered
+            emulation.ensure(machine_arch(args.platform), engine_arch())
         for variant in variants:
             if docker("image", "inspect", variant.image, check=False).returncode != 0:
                 flag = ("" if args.flavor == "cpu" else f" FLAVOR={args.flavor}") + (
