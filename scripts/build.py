@@ -28,6 +28,7 @@ from scripts.variants import (
     FLAVORS,
     PLATFORMS,
     ROOT,
+    TORCH_INDEX,
     Variant,
     docker_platform,
     flavor_from_env,
@@ -40,7 +41,6 @@ BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
 # On every image a build makes, so `make clean-images` finds them even once untagged.
 PROJECT_LABEL = "org.bert-classifier.built-by"
-TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 
 
 def log(msg: str) -> None:

@@ -12,6 +12,8 @@ ROOT = Path(__file__).resolve().parent.parent
 IMAGE_REPO = "bert-classifier"
 # Which torch goes in: app/torch-<flavor>.txt. The ONNX image has no torch, so it is cpu only.
 FLAVORS = ("cpu", "cuda")
+# Where pip finds each flavour's torch (the Dockerfiles' TORCH_INDEX_URL default is the cpu one).
+TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 
 
 @dataclass(frozen=True)

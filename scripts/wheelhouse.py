@@ -30,7 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.variants import machine_arch
+from scripts.variants import TORCH_INDEX, machine_arch
 
 ROOT = Path(__file__).resolve().parent.parent
 WHEELHOUSE = ROOT / "wheelhouse"
@@ -99,6 +99,7 @@ def download(flavor: str, arch: str = "x86_64") -> Path:
     digest = requirements_digest(flavor)
     if stamp(flavor, arch).exists() and stamp(flavor, arch).read_text() == digest:
         log(f"wheelhouse for {flavor} on {arch} is up to date ({WHEELHOUSE})")
+        warn_cuda_torch(flavor, arch, WHEELHOUSE)
         return WHEELHOUSE
     WHEELHOUSE.mkdir(exist_ok=True)
     log(f"downloading wheels for the {flavor} images on {arch} into {WHEELHOUSE} (first time: several minutes) ...")
@@ -112,7 +113,21 @@ def download(flavor: str, arch: str = "x86_64") -> Path:
     stamp(flavor, arch).write_text(digest)
     size = sum(p.stat().st_size for p in WHEELHOUSE.glob("*.whl"))
     log(f"{len(list(WHEELHOUSE.glob('*.whl')))} wheels, {size / 2**30:.2f} GiB")
+    warn_cuda_torch(flavor, arch, WHEELHOUSE)
     return WHEELHOUSE
+
+
+def cuda_torch_for_cpu(arch: str, folder: Path) -> str | None:
+    """The torch wheel for arch in folder when it is not a +cpu build (PyPI's aarch64 torch needs CUDA wheels)."""
+    wheels = sorted(folder.glob(f"torch-*-cp*-*{arch}.whl"))
+    return None if not wheels or any("+cpu" in w.name for w in wheels) else wheels[-1].name
+
+
+def warn_cuda_torch(flavor: str, arch: str, folder: Path) -> None:
+    if flavor == "cpu" and (wheel := cuda_torch_for_cpu(arch, folder)):
+        log(f"WARNING: the only torch for {arch} here is {wheel}, PyPI's, a CUDA build (it pulls ~3 GB of "
+            f"nvidia-* wheels): the CPU build is on {TORCH_INDEX['cpu']}, out of reach from here, so the cpu "
+            f"images for {arch} will carry CUDA torch")
 
 
 def write_index(folder: Path) -> None:

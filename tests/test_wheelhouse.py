@@ -93,3 +93,16 @@ def test_wheelhouse_mode_and_when_builds_cannot_reach_it(monkeypatch):
     monkeypatch.setattr(build, "docker", info("Ubuntu 24.04"))
     monkeypatch.setenv("DOCKER_HOST", "ssh://builder")
     assert "DOCKER_HOST=ssh://builder" in build.wheelhouse_unreachable_reason()
+
+
+def test_a_cuda_torch_for_the_cpu_images_is_called_out(tmp_path, capsys):
+    (tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_x86_64.whl").touch()
+    (tmp_path / "torch-2.13.0-cp311-cp311-manylinux_2_28_aarch64.whl").touch()  # PyPI's: a CUDA build
+    assert wheelhouse.cuda_torch_for_cpu("x86_64", tmp_path) is None
+    assert wheelhouse.cuda_torch_for_cpu("aarch64", tmp_path) == "torch-2.13.0-cp311-cp311-manylinux_2_28_aarch64.whl"
+    wheelhouse.warn_cuda_torch("cuda", "aarch64", tmp_path)  # expected there
+    assert capsys.readouterr().err == ""
+    wheelhouse.warn_cuda_torch("cpu", "aarch64", tmp_path)
+    assert "CUDA build" in capsys.readouterr().err
+    (tmp_path / "torch-2.13.0+cpu-cp311-cp311-manylinux_2_28_aarch64.whl").touch()
+    assert wheelhouse.cuda_torch_for_cpu("aarch64", tmp_path) is None
