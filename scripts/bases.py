@@ -26,6 +26,7 @@ from pathlib import Path
 
 from scripts.engine import EngineError, apt_install, buildkit_client, docker, ensure_engine
 
+STAND_IN_LABEL = "stand-in.recipe"  # on every stand-in: the hash of how it was made
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
 SUITE = "bookworm"  # Debian 12, the release the torch variants' official bases are built on
 SUITE_13 = "trixie"  # Debian 13: the maintained distroless Python (3.13) the ONNX variant runs on
@@ -221,7 +222,7 @@ def try_official(base: Base, pull_timeout: float = 60) -> bool:
 def build_local(base: Base, arch: str = "") -> str:
     """Build (or reuse) the stand-in for base (for arch, e.g. 'arm64', when not the engine's own); its tag."""
     want, ref = base.recipe_hash(arch), base.local_ref(arch)
-    if _present(ref) and _label(ref, "stand-in.recipe") == want:
+    if _present(ref) and _label(ref, STAND_IN_LABEL) == want:
         return ref
     if os.geteuid() != 0:
         raise EngineError(f"{base.official} cannot be pulled here and its stand-in {ref} is missing; stand-ins "
@@ -239,7 +240,7 @@ def build_local(base: Base, arch: str = "") -> str:
         proc = subprocess.run(cmd, capture_output=True, text=True, check=False)
         if proc.returncode != 0:
             raise EngineError(f"mmdebstrap for {ref} failed:\n{proc.stderr[-3000:]}")
-        changes = [*base.changes, f"LABEL stand-in.recipe={want} stand-in.for={base.official}"]
+        changes = [*base.changes, f"LABEL {STAND_IN_LABEL}={want} stand-in.for={base.official}"]
         if arch:
             # `docker import --platform` is ignored by a non-experimental engine: load an archive whose
             # config names the architecture, or BuildKit looks for the base on Docker Hub instead.

@@ -223,7 +223,8 @@ def trim_build_cache(keep: str | None = None) -> None:
     keep = keep if keep is not None else os.environ.get("BUILD_CACHE_KEEP", "30GB")
     if keep.lower() in {"off", "no", ""}:
         return
-    args = ["--all"] if keep == "0" else ["--keep-storage", keep]
+    # --all: without it, prune only touches records no image refers to, and the cache stays (53 GB seen).
+    args = ["--all"] if keep == "0" else ["--all", "--keep-storage", keep]
     out = docker("builder", "prune", "-f", *args, check=False, timeout=900).stdout.strip()
     if out:
         log(f"build cache trimmed to {keep}: {out.splitlines()[-1]}")

@@ -26,11 +26,11 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.bases import BASES
+from scripts.bases import BASES, INFRA, STAND_IN_LABEL
 from scripts.build import PROJECT_LABEL, trim_build_cache
 from scripts.engine import EngineError, docker, ensure_engine
 from scripts.results import human_bytes
-from scripts.variants import IMAGE_REPO
+from scripts.variants import ARCHES, IMAGE_REPO
 
 SCRATCH_ROOTS = Path("/var/tmp")
 UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
@@ -61,14 +61,18 @@ def engine_usage() -> int:
 def project_images() -> list[str]:
     """Image IDs or refs this project built: its tags, its stand-ins, its labelled untagged images."""
     ours = {IMAGE_REPO, f"{IMAGE_REPO}-scratch"}
-    stand_ins = {b.local for b in BASES}
+    # Stand-ins of the bases and of the measurement images (registry, dind), for every architecture.
+    stand_ins = {b.local_ref(arch) for b in (*BASES, *INFRA) for arch in ("", *ARCHES)}
     refs = []
     for line in docker("images", "--format", "{{.Repository}}:{{.Tag}}").stdout.splitlines():
         repo = line.rsplit(":", 1)[0]
         if repo in ours or line in stand_ins:
             refs.append(line)
-    untagged = docker("images", "-q", "--filter", "dangling=true", "--filter", f"label={PROJECT_LABEL}").stdout
-    return refs + sorted(set(untagged.split()))
+    untagged: set[str] = set()
+    for label in (PROJECT_LABEL, STAND_IN_LABEL):  # builds' leftovers, and stand-ins a newer recipe replaced
+        found = docker("images", "-q", "--filter", "dangling=true", "--filter", f"label={label}").stdout
+        untagged.update(found.split())
+    return refs + sorted(untagged)
 
 
 def remove_images(refs: list[str]) -> None:

@@ -19,8 +19,9 @@ def fake_engine(monkeypatch, images: str, dangling: str = "") -> list[tuple]:
         if args[:2] == ("images", "--format"):
             out = images
         elif args[:2] == ("images", "-q"):
-            assert f"label={clean.PROJECT_LABEL}" in args  # untagged images only when they carry our label
-            out = dangling
+            # untagged images only when they carry our build label or the stand-ins' one
+            assert f"label={clean.PROJECT_LABEL}" in args or f"label={clean.STAND_IN_LABEL}" in args
+            out = dangling if f"label={clean.PROJECT_LABEL}" in args else "def456\n"
         return subprocess.CompletedProcess(args, 0, out, "")
 
     monkeypatch.setattr(clean, "docker", docker)
@@ -31,9 +32,11 @@ def test_project_images_are_ours_only(monkeypatch):
     fake_engine(monkeypatch, "\n".join([
         "bert-classifier:naive_image", "bert-classifier:slim_image-cuda", "bert-classifier-scratch:layered_image",
         "local/python:3.11-slim", "local/something-else:1", "python:3.11", "registry:2",
-        "someone/bert-classifier:x", "<none>:<none>"]), dangling="abc123\nabc123\n")
+        "local/registry:2", "local/debian:13-slim-arm64", "someone/bert-classifier:x", "<none>:<none>"]),
+        dangling="abc123\nabc123\n")
     assert clean.project_images() == ["bert-classifier:naive_image", "bert-classifier:slim_image-cuda",
-                                      "bert-classifier-scratch:layered_image", "local/python:3.11-slim", "abc123"]
+                                      "bert-classifier-scratch:layered_image", "local/python:3.11-slim",
+                                      "local/registry:2", "local/debian:13-slim-arm64", "abc123", "def456"]
 
 
 def test_containers_of_an_image_go_first(monkeypatch):
