@@ -25,54 +25,54 @@ $(VENV_STAMP): requirements-dev.txt app/requirements.txt app/requirements-common
 
 venv: $(VENV_STAMP)  ## host virtualenv with the app's and the tools' dependencies
 
-$(MODEL_STAMP): $(VENV_STAMP) model_parts/trained_top.safetensors scripts/make_model.py scripts/export_onnx.py
-	$(PY) -m scripts.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
+$(MODEL_STAMP): $(VENV_STAMP) model_parts/trained_top.safetensors scripts/model/make_model.py scripts/model/export_onnx.py
+	$(PY) -m scripts.model.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
 model: $(VENV_STAMP)  ## assemble the classifier in ./model and its ONNX forms (MODEL_ID=<hub id> downloads one)
-	$(PY) -m scripts.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
+	$(PY) -m scripts.model.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
 train: $(VENV_STAMP)  ## re-train the committed part (model_parts/), ~6 min on 2 cores
-	$(PY) -m scripts.train_model
+	$(PY) -m scripts.model.train_model
 
 evaluate: $(MODEL_STAMP)  ## held-out accuracy of torch, ONNX fp32 and ONNX int8 side by side
-	$(PY) -m scripts.evaluate_model
+	$(PY) -m scripts.model.evaluate_model
 
 serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR=model-onnx-int8 for ONNX)
 	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py
 
 benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
-	$(PY) -m scripts.benchmark --model $${MODEL_DIR:-model}
+	$(PY) -m scripts.measure.benchmark --model $${MODEL_DIR:-model}
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
-	$(PY) -m scripts.engine
+	$(PY) -m scripts.infra.engine
 
 bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins where they cannot be pulled
-	$(PY) -m scripts.bases
+	$(PY) -m scripts.infra.bases
 
 wheels: $(VENV_STAMP)  ## download every wheel the images need into ./wheelhouse
-	$(PY) -m scripts.wheelhouse --flavor $(or $(FLAVOR),cpu)
+	$(PY) -m scripts.infra.wheelhouse --flavor $(or $(FLAVOR),cpu)
 
 build-all: $(MODEL_STAMP)  ## build all six images (cold), record size and build time
-	$(PY) -m scripts.build
+	$(PY) -m scripts.images.build
 
 smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GPU=1 adds --gpus all)
-	$(PY) -m scripts.smoke
+	$(PY) -m scripts.images.smoke
 
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
-	$(PY) -m scripts.compare
+	$(PY) -m scripts.measure.compare
 
 load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20
-	$(PY) -m scripts.load $(if $(IMAGE),--image $(IMAGE))
+	$(PY) -m scripts.measure.load $(if $(IMAGE),--image $(IMAGE))
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
-	$(PY) -m scripts.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
+	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
 
 diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
-	$(PY) -m scripts.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))
+	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 	.venv/bin/ruff check app scripts tests
-	$(PY) -m scripts.lint_dockerfiles
+	$(PY) -m scripts.images.lint_dockerfiles
 
 unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)
 	$(PY) -m pytest -q tests --ignore=tests/integration
@@ -86,4 +86,4 @@ clean:  ## remove the assembled model and partial results (keeps venv, wheelhous
 	rm -rf model model-onnx model-onnx-int8 results/*.tmp
 
 clean-images: $(VENV_STAMP)  ## remove every image, stand-in, leftover scratch engine and build cache the project made
-	$(PY) -m scripts.clean
+	$(PY) -m scripts.images.clean

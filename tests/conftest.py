@@ -35,7 +35,7 @@ def make_tiny_model(path: Path) -> Path:
 
 def make_tiny_onnx(torch_dir: Path, out: Path, form: str = "fp32") -> Path:
     """The ONNX form of a torch folder, made by the same code as `make model`."""
-    from scripts.export_onnx import write_folder
+    from scripts.model.export_onnx import write_folder
 
     scratch = out.parent / f"{out.name}-scratch"
     scratch.mkdir(parents=True, exist_ok=True)
@@ -67,7 +67,7 @@ def tiny_classifier(tiny_model_dirs):
 
 def start_gunicorn(folder: str, **env: str) -> tuple[subprocess.Popen, str]:
     """The real service (app/gunicorn.conf.py) on a free 127.0.0.1 port, once /readyz answers."""
-    from scripts.latency import free_port
+    from scripts.traffic.latency import free_port
 
     model = ROOT / folder
     if not (model / "config.json").exists():

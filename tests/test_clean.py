@@ -7,7 +7,7 @@ import subprocess
 
 import pytest
 
-from scripts import clean
+from scripts.images import clean
 
 
 def fake_engine(monkeypatch, images: str, dangling: str = "") -> list[tuple]:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.composition import (
+from scripts.measure.composition import (
     CATEGORIES,
     composition,
     dependencies,
@@ -11,7 +11,7 @@ from scripts.composition import (
     stacked_chart,
     treemap,
 )
-from scripts.image_layers import SavedImage, analyze, layers_from_entries
+from scripts.measure.image_layers import SavedImage, analyze, layers_from_entries
 
 SITE = "venv/lib/python3.11/site-packages"
 

@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts import bases
-from scripts.diagnose import DIVE, analyze_image
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.infra import bases
+from scripts.infra.engine import EngineError, docker, ensure_engine
+from scripts.measure.diagnose import DIVE, analyze_image
 
 KB = 1000
 DOCKERFILE = """\

@@ -7,8 +7,8 @@ import json
 import pytest
 from safetensors import safe_open
 
-from scripts import make_model
-from scripts.model_assets import ROOT
+from scripts.model import make_model
+from scripts.model.model_assets import ROOT
 
 CLEARLY_POSITIVE = [
     "I love this movie",
@@ -81,7 +81,7 @@ def test_repo_does_not_track_full_weights():
 def test_onnx_forms_keep_labels_and_scores(embedded, tmp_path):
     """The exported fp32 and int8 forms label the clear sentences as torch does, with close scores."""
     from app.backends import load_model
-    from scripts.export_onnx import export_all
+    from scripts.model.export_onnx import export_all
 
     forms = export_all(embedded, tmp_path)
     sentences = CLEARLY_POSITIVE + CLEARLY_NEGATIVE

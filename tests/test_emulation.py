@@ -6,8 +6,8 @@ from pathlib import Path
 
 import pytest
 
-from scripts import emulation
-from scripts.engine import EngineError
+from scripts.infra import emulation
+from scripts.infra.engine import EngineError
 
 
 def fake_qemu(folder: Path, name: str, version: str) -> Path:

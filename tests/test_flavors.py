@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from scripts import build, compare, cuda_libs, smoke
-from scripts.composition import distribution_category
+from scripts.images import build, smoke
+from scripts.measure import cuda_libs
+from scripts.measure.composition import distribution_category
 from scripts.results import flavored
 from scripts.variants import BY_NAME, select
 
@@ -55,11 +56,11 @@ def test_gpu_skip_reasons(monkeypatch):
 
 def test_keep_images(monkeypatch):
     monkeypatch.delenv("KEEP_IMAGES", raising=False)
-    assert compare.keep_images("cpu") and not compare.keep_images("cuda")
+    assert build.keep_images("cpu") and not build.keep_images("cuda")
     monkeypatch.setenv("KEEP_IMAGES", "1")
-    assert compare.keep_images("cuda")
+    assert build.keep_images("cuda")
     monkeypatch.setenv("KEEP_IMAGES", "0")
-    assert not compare.keep_images("cpu")
+    assert not build.keep_images("cpu")
 
 
 def test_a_rebuild_removes_the_image_it_replaced(monkeypatch):
@@ -126,7 +127,7 @@ def test_platform_builds_have_their_own_tags_and_results(monkeypatch):
 
 
 def test_stand_ins_for_another_architecture(tmp_path):
-    from scripts import bases, emulation
+    from scripts.infra import bases, emulation
 
     base = next(b for b in bases.BASES if b.arg == "DEBIAN13_IMAGE")
     assert base.local_ref() == "local/debian:13-slim" and base.local_ref("arm64") == "local/debian:13-slim-arm64"
@@ -152,7 +153,7 @@ def test_each_variant_names_the_bases_its_dockerfile_uses():
     assert BY_NAME["slim_image"].base_args == {"PYTHON_SLIM_IMAGE"}
     assert BY_NAME["multi_stage_build"].base_args == {"PYTHON_IMAGE", "PYTHON_SLIM_IMAGE"}
     assert BY_NAME["onnx_image"].base_args == {"DEBIAN13_IMAGE", "DISTROLESS13_IMAGE"}
-    from scripts.bases import BASES
+    from scripts.infra.bases import BASES
 
     known = {b.arg for b in BASES}
     assert all(v.base_args <= known and v.base_args for v in BY_NAME.values())

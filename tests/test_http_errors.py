@@ -2,7 +2,7 @@
 
 Some of these never reach Flask (gunicorn answers a bad request line or too many headers
 itself), and slow clients or chunked bodies only exist on a real socket, so the test
-client cannot show them. The scenarios are scripts/hostile.py's, which `make load` and
+client cannot show them. The scenarios are scripts/traffic/hostile.py's, which `make load` and
 `make smoke` run against the images.
 """
 
@@ -15,7 +15,7 @@ import time
 
 import pytest
 
-from scripts import hostile
+from scripts.traffic import hostile
 from tests.conftest import start_gunicorn, stop
 
 MAX_BODY = 4096

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.image_layers import analyze, dive_style_waste, largest_dirs, layers_from_entries
+from scripts.measure.image_layers import analyze, dive_style_waste, largest_dirs, layers_from_entries
 
 
 def test_overwrite_counts_only_the_hidden_copy():
@@ -76,7 +76,7 @@ def test_largest_dirs_points_at_the_informative_level():
 
 
 def test_instruction_drops_buildkit_arg_prefix():
-    from scripts.image_layers import instruction
+    from scripts.measure.image_layers import instruction
 
     assert instruction("RUN |2 A=1 B=http://x/ /bin/sh -c pip install -r r.txt # buildkit") == \
         "RUN pip install -r r.txt # buildkit"
@@ -86,7 +86,7 @@ def test_instruction_drops_buildkit_arg_prefix():
 
 
 def test_python_distributions_from_record():
-    from scripts.image_layers import Entry, SavedImage, python_distributions
+    from scripts.measure.image_layers import Entry, SavedImage, python_distributions
 
     site = "usr/lib/python3.11/site-packages"
     final = {f"{site}/torch/__init__.py": Entry(f"{site}/torch/__init__.py", 10),

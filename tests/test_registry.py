@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from scripts import registry
-from scripts.engine import EngineError
+from scripts.infra import registry
+from scripts.infra.engine import EngineError
 
 CAPS_ERROR = "docker: Error response from daemon: runc create failed: unable to apply caps: operation not permitted"
 

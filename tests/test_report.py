@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.compare import CONTEXT_PATHS, scratch_context, start_runs
-from scripts.report import METRICS, chart, markdown
-from scripts.smoke import memory_in_use
+from scripts.images.smoke import memory_in_use
+from scripts.measure.compare import CONTEXT_PATHS, scratch_context, start_runs
+from scripts.measure.report import METRICS, chart, markdown
 from scripts.variants import ROOT, VARIANTS
 
 DATA = {
@@ -67,7 +67,7 @@ def test_start_runs_setting(monkeypatch):
 def test_redraw_rewrites_reports_from_saved_figures(tmp_path):
     import json
 
-    from scripts.compare import main
+    from scripts.measure.compare import main
 
     comp = {"categories": {"OS files": 600, "model": 300, "other": 100}, "named_deps": {}, "total_bytes": 1000}
     variants = {name: {**figures, "composition": comp} for name, figures in DATA.items()}
@@ -79,14 +79,14 @@ def test_redraw_rewrites_reports_from_saved_figures(tmp_path):
 
 
 def test_redraw_without_measurements_is_a_clear_error(tmp_path, capsys):
-    from scripts.compare import main
+    from scripts.measure.compare import main
 
     assert main(["--redraw", "--out", str(tmp_path)]) == 2
     assert "no measurements" in capsys.readouterr().err
 
 
 def test_a_partial_compare_keeps_the_other_rows_in_variant_order():
-    from scripts.compare import merged
+    from scripts.measure.compare import merged
 
     previous = {"naive_image": {"size_bytes": 1}, "distroless_image": {"size_bytes": 2, "old": True}}
     out = merged(previous, {"distroless_image": {"size_bytes": 3}, "slim_image": {"size_bytes": 4}})

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.trim_venv import CUDA_INFERENCE_ONLY, trim
+from scripts.images.trim_venv import CUDA_INFERENCE_ONLY, trim
 
 
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
@@ -33,7 +33,7 @@ def test_bytecode_only_keeps_modules_importable(tmp_path, monkeypatch):
     import importlib
     import sys
 
-    from scripts.trim_venv import bytecode_only
+    from scripts.images.trim_venv import bytecode_only
 
     site = tmp_path / "lib/python3.11/site-packages"
     pkg = site / "demo_pkg"
@@ -50,7 +50,7 @@ def test_bytecode_only_keeps_modules_importable(tmp_path, monkeypatch):
 
 
 def test_bytecode_only_keeps_sources_that_do_not_compile(tmp_path):
-    from scripts.trim_venv import bytecode_only
+    from scripts.images.trim_venv import bytecode_only
 
     site = tmp_path / "lib/python3.11/site-packages/tpl"
     site.mkdir(parents=True)
@@ -64,7 +64,7 @@ def test_bytecode_only_keeps_modules_that_read_their_own_source(tmp_path):
     import importlib
     import sys
 
-    from scripts.trim_venv import bytecode_only
+    from scripts.images.trim_venv import bytecode_only
 
     site = tmp_path / "lib/python3.11/site-packages"
     (site / "cfgpkg").mkdir(parents=True)
@@ -90,7 +90,7 @@ def test_bytecode_only_keeps_modules_that_read_their_own_source(tmp_path):
 
 
 def test_bytecode_only_leaves_source_packages_whole(tmp_path):
-    from scripts.trim_venv import bytecode_only
+    from scripts.images.trim_venv import bytecode_only
 
     site = tmp_path / "lib/python3.11/site-packages"
     for name in ("transformers", "triton"):  # triton compiles its @jit functions from their source

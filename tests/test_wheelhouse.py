@@ -8,7 +8,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts import wheelhouse
+from scripts.infra import wheelhouse
 from scripts.variants import docker_platform, machine_arch
 
 
@@ -72,8 +72,8 @@ def test_wheels_are_resolved_for_the_target_platform_not_the_host():
 def test_wheelhouse_mode_and_when_builds_cannot_reach_it(monkeypatch):
     import subprocess
 
-    from scripts import build
-    from scripts.engine import EngineError
+    from scripts.images import build
+    from scripts.infra.engine import EngineError
 
     for raw, want in (("", "auto"), ("AUTO", "auto"), ("1", "on"), ("off", "off"), ("no", "off")):
         monkeypatch.setenv("WHEELHOUSE", raw)

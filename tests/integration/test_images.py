@@ -1,15 +1,15 @@
 """Integration: build all five images from scratch (cold), then smoke-test each one in a container.
 
 This is what CI runs after the unit tests (`make integration`). It needs a Docker engine,
-which scripts.engine finds or starts (installing docker.io on a fresh Debian machine).
+which scripts.infra.engine finds or starts (installing docker.io on a fresh Debian machine).
 """
 
 from __future__ import annotations
 
 import pytest
 
-from scripts.build import build_all, prepare
-from scripts.smoke import smoke_variant
+from scripts.images.build import build_all, prepare
+from scripts.images.smoke import smoke_variant
 from scripts.variants import VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3

@@ -12,9 +12,9 @@ import json
 import time
 import urllib.request
 
-from scripts import bases, registry, wheelhouse
-from scripts.build import BuildSetup, build_image, engine_arch
-from scripts.engine import docker, ensure_engine
+from scripts.images.build import BuildSetup, build_image, engine_arch
+from scripts.infra import bases, registry, wheelhouse
+from scripts.infra.engine import docker, ensure_engine
 from scripts.variants import BY_NAME
 
 SLIM = next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE")

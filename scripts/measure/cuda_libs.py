@@ -1,7 +1,7 @@
 """Which CUDA libraries the service loads, against those a CUDA image ships.
 
-    python -m scripts.cuda_libs [--variant multi_stage_build] [--image REF] [--json]
-    python -m scripts.cuda_libs --trimmed multi_stage_build,distroless_image    # `make cuda-trim`
+    python -m scripts.measure.cuda_libs [--variant multi_stage_build] [--image REF] [--json]
+    python -m scripts.measure.cuda_libs --trimmed multi_stage_build,distroless_image    # `make cuda-trim`
 
 Runs the service's own model load and one prediction inside a throw-away container of the
 image, then reads /proc/self/maps: every shared library the process has mapped. Beside that,
@@ -13,7 +13,7 @@ Without a GPU the model runs on the CPU (DEVICE=auto), so "loaded" is what impor
 inference need: a lower bound of what a GPU run loads (cuDNN's engine libraries, NVRTC and
 the driver's libcuda are opened only once a GPU is in use). The result says which it was.
 
---trimmed builds the named variants' CUDA images with CUDA_TRIM=1 (scripts/trim_venv.py's
+--trimmed builds the named variants' CUDA images with CUDA_TRIM=1 (scripts/images/trim_venv.py's
 CUDA_INFERENCE_ONLY list left out), smoke-tests them on the CPU, probes them again and
 writes results/cuda-trim.json beside the untrimmed sizes in results/compare-cuda.json.
 """
@@ -26,7 +26,7 @@ import sys
 import time
 from collections import defaultdict
 
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.infra.engine import EngineError, docker, ensure_engine
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.variants import BY_NAME, Variant, select
 
@@ -127,9 +127,8 @@ def markdown(data: dict) -> str:
 
 def trimmed(names: str) -> dict:
     """Build, smoke and probe each variant's CUDA image with CUDA_TRIM=1; sizes beside the untrimmed ones."""
-    from scripts.build import build_image, image_size, prepare, remove_image
-    from scripts.compare import keep_images
-    from scripts.smoke import smoke_variant
+    from scripts.images.build import build_image, image_size, keep_images, prepare, remove_image
+    from scripts.images.smoke import smoke_variant
 
     untrimmed = load_json(RESULTS / "compare-cuda.json").get("variants", {})
     variants = select(names, "cuda")

@@ -1,6 +1,6 @@
 """Base images for the Dockerfiles: the official ones, or local Debian 12 stand-ins.
 
-    python -m scripts.bases            # BASES=auto|official|local (default auto)
+    python -m scripts.infra.bases            # BASES=auto|official|local (default auto)
 
 Every Dockerfile takes its bases as build args. With BASES=auto each official
 image is used if it is present or can be pulled; otherwise a stand-in is built
@@ -24,7 +24,7 @@ import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.engine import EngineError, apt_install, buildkit_client, docker, ensure_engine
+from scripts.infra.engine import EngineError, apt_install, buildkit_client, docker, ensure_engine
 
 STAND_IN_LABEL = "stand-in.recipe"  # on every stand-in: the hash of how it was made
 MIRROR = os.environ.get("DEBIAN_MIRROR", "http://deb.debian.org/debian")
@@ -118,7 +118,7 @@ class Base:
     def mmdebstrap_args(self, arch: str = "") -> list[str]:
         args = ["--quiet", f"--variant={self.variant}", "--mode=root", "--format=tar"]
         if arch:
-            args.append(f"--architectures={arch}")  # maintainer scripts run under qemu (scripts/emulation.py)
+            args.append(f"--architectures={arch}")  # maintainer scripts run under qemu (scripts/infra/emulation.py)
         if self.packages:
             args.append("--include=" + ",".join(self.packages))
         args += [f"--dpkgopt=path-exclude={p}" for p in self.excludes]
@@ -152,7 +152,7 @@ BASES = (
 )
 
 
-# Not bases of the Dockerfiles: the containers `make compare` measures with (scripts/registry.py).
+# Not bases of the Dockerfiles: the containers `make compare` measures with (scripts/infra/registry.py).
 # The stand-in registry is Debian's build of the same CNCF distribution server, the stand-in
 # dind is Debian's dockerd, started the way docker:dind starts it (cgroup v2 set up first).
 DIND_ENTRYPOINT = r"""set -e

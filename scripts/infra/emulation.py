@@ -18,7 +18,7 @@ import subprocess
 import tempfile
 from pathlib import Path
 
-from scripts.engine import ROOT, EngineError, log
+from scripts.infra.engine import ROOT, EngineError, log
 
 BINFMT = Path("/proc/sys/fs/binfmt_misc")
 MIN_QEMU = (8, 0)
@@ -124,7 +124,7 @@ def newer_qemu(arch: str) -> Path:
 
 def fetch_deb(package: str, into: Path) -> None:
     """`apt-get download` package from QEMU_SUITE with a private sources list and state (the host's untouched)."""
-    from scripts.bases import MIRROR
+    from scripts.infra.bases import MIRROR
 
     (into / "sources").mkdir()
     (into / "sources" / f"{QEMU_SUITE}.sources").write_text(

@@ -6,7 +6,7 @@
     treemap(...)                     -> results/diagnose/<name>-treemap.png (`make diagnose`)
 
 Every byte comes from the layer replay and the per-distribution accounting of
-scripts/image_layers.py (RECORD files, dpkg lists), never from guesses: a file is
+scripts/measure/image_layers.py (RECORD files, dpkg lists), never from guesses: a file is
 put in the first category below whose rule claims it; what no rule claims is "other".
 """
 
@@ -16,8 +16,8 @@ import re
 from collections import defaultdict
 from pathlib import Path
 
-from scripts.image_layers import Analysis, SavedImage, distribution_files
-from scripts.report import save_figure
+from scripts.measure.image_layers import Analysis, SavedImage, distribution_files
+from scripts.measure.report import save_figure
 from scripts.results import human_bytes
 from scripts.variants import ROOT
 

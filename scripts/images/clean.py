@@ -1,6 +1,6 @@
 """Remove what this project built from the engine and the disk (`make clean-images`).
 
-    python -m scripts.clean [--dry-run]
+    python -m scripts.images.clean [--dry-run]
 
 - images: every bert-classifier tag of both flavours, the bert-classifier-scratch images of
   compare's rebuilds, untagged images carrying the project's build label (replaced builds),
@@ -26,9 +26,9 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.bases import BASES, INFRA, STAND_IN_LABEL
-from scripts.build import PROJECT_LABEL, trim_build_cache
-from scripts.engine import EngineError, docker, ensure_engine
+from scripts.images.build import trim_build_cache
+from scripts.infra.bases import BASES, INFRA, STAND_IN_LABEL
+from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine
 from scripts.results import human_bytes
 from scripts.variants import ARCHES, IMAGE_REPO
 

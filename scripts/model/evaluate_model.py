@@ -1,9 +1,9 @@
 """Held-out accuracy of every form of the model (torch, ONNX fp32, ONNX int8), side by side.
 
-    python -m scripts.evaluate_model                    # make evaluate
-    python -m scripts.evaluate_model --model model-onnx-int8
+    python -m scripts.model.evaluate_model                    # make evaluate
+    python -m scripts.model.evaluate_model --model model-onnx-int8
 
-The held-out reviews were never trained on (scripts.model_assets.split).
+The held-out reviews were never trained on (scripts.model.model_assets.split).
 """
 
 from __future__ import annotations
@@ -14,8 +14,8 @@ import time
 from pathlib import Path
 
 from app.backends import available_cpus, load_model
-from scripts.export_onnx import FORMS
-from scripts.model_assets import LABELS, ROOT, load_reviews, split
+from scripts.model.export_onnx import FORMS
+from scripts.model.model_assets import LABELS, ROOT, load_reviews, split
 from scripts.results import print_table
 
 DEFAULT_FOLDERS = (ROOT / "model", *(ROOT / name for name in FORMS.values()))

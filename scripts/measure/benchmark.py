@@ -1,6 +1,6 @@
 """Benchmark the embedded model on this machine (`make benchmark`).
 
-    python -m scripts.benchmark [--model model|model-onnx-int8] [--requests 200]
+    python -m scripts.measure.benchmark [--model model|model-onnx-int8] [--requests 200]
 
 Prints and writes results/benchmark[-<model folder>].json:
   - import time of the backend's runtime (torch + transformers, or onnxruntime + tokenizers),
@@ -23,11 +23,11 @@ import time
 from pathlib import Path
 
 from app.backends import BACKENDS, backend_for, load_model
-from scripts import latency
-from scripts.latency import SENTENCES, free_port, post
 from scripts.results import RESULTS, machine, save_json
+from scripts.traffic import latency
+from scripts.traffic.latency import SENTENCES, free_port, post
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def measure_load(model: str) -> dict:

@@ -1,6 +1,6 @@
 """Wheelhouse: every wheel the images install, downloaded on the host and served on 127.0.0.1.
 
-    python -m scripts.wheelhouse [--flavor cpu|cuda] [--platform linux/arm64]    # `make wheels`
+    python -m scripts.infra.wheelhouse [--flavor cpu|cuda] [--platform linux/arm64]    # `make wheels`
 
 Where build containers cannot reach the package index (as here: no TLS out of
 containers), builds install from this wheelhouse instead: it is laid out as a
@@ -9,7 +9,7 @@ network. The Dockerfiles only see PIP_INDEX_URL / TORCH_INDEX_URL build args; th
 wheels never enter an image layer. Wheels are resolved for the platform the images
 are built for (PLATFORM, else the engine's own: `docker info`), not for the machine
 pip runs on: a Mac with an arm64 engine gets aarch64 wheels. WHEELHOUSE=auto (the
-default, scripts/build.py) uses it only when a container cannot reach PyPI.
+default, scripts/images/build.py) uses it only when a container cannot reach PyPI.
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from pathlib import Path
 
 from scripts.variants import TORCH_INDEX, machine_arch
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 WHEELHOUSE = ROOT / "wheelhouse"
 
 

@@ -1,18 +1,18 @@
 """Measure the variants side by side (`make compare`, `make compare FLAVOR=cuda`).
 
-    python -m scripts.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
+    python -m scripts.measure.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
 
 One variant at a time: build it if missing (as `make build-all` does), then: size and layer
 count; compressed push size to a throwaway registry (registry:2), pull time into an empty
-engine (docker:dind; both scripts/registry.py), and the fresh-node time (that pull, then `docker run` there until the
-first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
+engine (docker:dind; both scripts/infra/registry.py), and the fresh-node time (that pull,
+then `docker run` there until the first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
 one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
 and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
 (root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at
-concurrency 8, and how many of scripts/hostile.py's checks pass. FLAVOR=cuda (torch
+concurrency 8, and how many of scripts/traffic/hostile.py's checks pass. FLAVOR=cuda (torch
 variants only; no GPU needed: DEVICE=auto falls back to the CPU) adds which CUDA libraries
-the service loads against those the image ships (scripts/cuda_libs.py), and removes each
+the service loads against those the image ships (scripts/measure/cuda_libs.py), and removes each
 image and its build cache once measured (KEEP_IMAGES=1 keeps them): five CUDA images and
 their rebuilds do not fit a small disk at once.
 
@@ -36,28 +36,31 @@ import time
 import urllib.error
 from pathlib import Path
 
-from scripts import cuda_libs, hostile, latency, load, registry
-from scripts.build import (
+from scripts.images.build import (
     BUILD_JSON,
     BuildError,
     build_all,
     build_image,
+    keep_images,
     missing_models,
     prepare,
     remove_image,
     trim_build_cache,
 )
-from scripts.composition import stacked_chart
-from scripts.diagnose import analyze_image
-from scripts.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.report import chart, markdown, terminal_rows
+from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
+from scripts.infra import registry
+from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
+from scripts.measure import cuda_libs, load
+from scripts.measure.composition import stacked_chart
+from scripts.measure.diagnose import analyze_image
+from scripts.measure.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
-from scripts.smoke import Container, classify, container_memory, has_shell, process_uids
+from scripts.traffic import hostile, latency
 from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env, select
 
 STEPS = ("push", "rebuild", "start", "diagnose")
 LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 % batches of 32)
-CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/trim_venv.py", ".dockerignore")
+CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/images/trim_venv.py", ".dockerignore")
 
 
 def log(msg: str) -> None:
@@ -202,12 +205,6 @@ def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None)
                 docker("rmi", "-f", f"bert-classifier-scratch:{v.name}", check=False)
             trim_build_cache(cache_keep)
     return out
-
-
-def keep_images(flavor: str) -> bool:
-    """CUDA images are removed once measured unless KEEP_IMAGES=1; cpu images stay unless KEEP_IMAGES=0."""
-    raw = os.environ.get("KEEP_IMAGES", "").strip().lower()
-    return flavor == "cpu" if not raw else raw not in {"0", "no", "off", "false"}
 
 
 def hygiene(variant: Variant) -> dict:

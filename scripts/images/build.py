@@ -1,6 +1,6 @@
 """Build every variant (`make build-all`): cold build time and image size, side by side.
 
-    python -m scripts.build [--variants naive_image,slim_image] [--flavor cpu|cuda] [--cached]
+    python -m scripts.images.build [--variants naive_image,slim_image] [--flavor cpu|cuda] [--cached]
 
 Each build runs with --no-cache (cold for the variant's own steps; base images are
 local and not re-pulled). Results go to results/build.json and a table is printed.
@@ -21,8 +21,15 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import bases, emulation, wheelhouse
-from scripts.engine import EngineError, buildkit_client, docker, ensure_engine, finish_cleanly_on_sigterm
+from scripts.infra import bases, emulation, wheelhouse
+from scripts.infra.engine import (
+    PROJECT_LABEL,
+    EngineError,
+    buildkit_client,
+    docker,
+    ensure_engine,
+    finish_cleanly_on_sigterm,
+)
 from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
 from scripts.variants import (
     FLAVORS,
@@ -39,8 +46,12 @@ from scripts.variants import (
 
 BUILD_JSON = RESULTS / "build.json"  # build-cuda.json for FLAVOR=cuda (results.flavored)
 STEP_LINE = re.compile(r"^#\d+ (\[|DONE|CACHED|ERROR)")  # BuildKit's plain progress: step starts and ends
-# On every image a build makes, so `make clean-images` finds them even once untagged.
-PROJECT_LABEL = "org.bert-classifier.built-by"
+
+
+def keep_images(flavor: str) -> bool:
+    """CUDA images are removed once measured unless KEEP_IMAGES=1; cpu images stay unless KEEP_IMAGES=0."""
+    raw = os.environ.get("KEEP_IMAGES", "").strip().lower()
+    return flavor == "cpu" if not raw else raw not in {"0", "no", "off", "false"}
 
 
 def log(msg: str) -> None:
@@ -93,7 +104,7 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
     network = ["--network=host"] if setup.index_url else []
     platform = ["--platform", setup.platform] if setup.platform else []
     cmd = [buildkit_client(), "build", "--progress=plain", *network, *platform, "-f", str(dockerfile),
-           "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.build", *setup.build_args()]
+           "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.images.build", *setup.build_args()]
     if no_cache:
         cmd.append("--no-cache")
     cmd.append(str(context))

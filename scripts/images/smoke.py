@@ -1,6 +1,6 @@
 """Smoke-test every built image in a real container (`make smoke`).
 
-    python -m scripts.smoke [--variants layered_image] [--flavor cpu|cuda] [--gpu]
+    python -m scripts.images.smoke [--variants layered_image] [--flavor cpu|cuda] [--gpu]
 
 For each image: start it (port on 127.0.0.1 only, read-only root filesystem),
 wait for /readyz, classify a clearly positive and a clearly negative sentence,
@@ -29,10 +29,11 @@ from dataclasses import dataclass, field
 from docker.errors import DockerException, NotFound
 from docker.types import DeviceRequest
 
-from scripts import emulation, hostile
-from scripts.build import engine_arch
-from scripts.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.images.build import engine_arch
+from scripts.infra import emulation
+from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, flavored, print_table, save_json
+from scripts.traffic import hostile
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"

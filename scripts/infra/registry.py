@@ -6,7 +6,7 @@
 The registry is the official `registry:2` image, the empty engine the official `docker:dind`
 (privileged, its own data volume, so a pull into it really downloads every layer: the main
 engine already has the base layers the variants share). Where they cannot be pulled,
-stand-ins built from Debian packages take their place (scripts/bases.py INFRA). Both
+stand-ins built from Debian packages take their place (scripts/infra/bases.py INFRA). Both
 publish their ports on 127.0.0.1 only; once an engine answers, nothing here needs root
 or apt. Where the engine refuses `--privileged` (some sandboxes: "unable to apply caps",
 their bounding set lacks a capability), docker:dind runs with just what dockerd needs:
@@ -26,9 +26,8 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts import bases
-from scripts.build import PROJECT_LABEL
-from scripts.engine import EngineError, docker, sdk
+from scripts.infra import bases
+from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, sdk
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -101,7 +100,7 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
     wheelhouse serves that folder to builds inside the empty engine.
     """
     name = f"bert-infra-{secrets.token_hex(4)}"
-    label = ["--label", f"{PROJECT_LABEL}=scripts.registry"]
+    label = ["--label", f"{PROJECT_LABEL}=scripts.infra.registry"]
     docker("network", "create", *label, name)
     names: list[str] = []
     try:

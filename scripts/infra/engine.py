@@ -1,6 +1,6 @@
 """Find or start a Docker engine and pick a client that can do BuildKit builds.
 
-    python -m scripts.engine        # `make engine`
+    python -m scripts.infra.engine        # `make engine`
 
 Order: an engine that already answers is used as is. Otherwise, if `dockerd`
 is missing and we are root on Debian, `apt-get install docker.io` brings it;
@@ -23,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 DOCKERD_LOG = ROOT / ".cache" / "dockerd.log"
 CANDIDATE_CLIENTS = ("docker", "/usr/bin/docker", "/usr/local/bin/docker")
+# On every image and container the project makes, so `make clean-images` finds them even once untagged.
+PROJECT_LABEL = "org.bert-classifier.built-by"
 
 
 class EngineError(RuntimeError):

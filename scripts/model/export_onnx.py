@@ -1,6 +1,6 @@
 """The ONNX forms of a torch classifier folder: fp32 export and int8 dynamic quantization.
 
-    python -m scripts.export_onnx --model model      # writes model-onnx/ and model-onnx-int8/
+    python -m scripts.model.export_onnx --model model      # writes model-onnx/ and model-onnx-int8/
 
 Each output is a folder the ONNX backend loads (app/backends/onnx_bert.py): model.onnx,
 the tokenizer files and config.json (labels, limits) of the torch folder, and ORIGIN.json.
@@ -20,7 +20,7 @@ from pathlib import Path
 
 from app.backends import ONNX_FILE
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # BERT's forward() order; all int64
 # TorchScript exporter: torch 2.13's default (dynamo) graph exports too, but ORT cannot fuse its attention.
 OPSET = 17

@@ -1,16 +1,16 @@
 """Load and abuse a running service (`make load`): latency, errors, throughput, memory; hostile checks.
 
-    python -m scripts.load                                # the local service on model/, started here
-    python -m scripts.load --image bert-classifier:onnx_image
-    python -m scripts.load --url http://127.0.0.1:8000 --concurrency 8 --duration 20
-    python -m scripts.load --mix single=80,batch=20,max=0 --concurrency 8,32 --duration 60
+    python -m scripts.measure.load                                # the local service on model/, started here
+    python -m scripts.measure.load --image bert-classifier:onnx_image
+    python -m scripts.measure.load --url http://127.0.0.1:8000 --concurrency 8 --duration 20
+    python -m scripts.measure.load --mix single=80,batch=20,max=0 --concurrency 8,32 --duration 60
 
 For each concurrency level: that many clients, each on its own keep-alive connection,
 send requests drawn from the mix (single: one sentence; batch: 32 sentences; max: the
 largest request MAX_TOKENS allows, 8 texts of 512 tokens) until --duration seconds or
 --max-requests have passed. Prints and writes results/load.json: requests, errors,
 p50/p95/p99, throughput, and the service's memory (RSS) idle before and after. Then the
-hostile scenarios of scripts/hostile.py, each PASS or FAIL. Traffic goes only to the
+hostile scenarios of scripts/traffic/hostile.py, each PASS or FAIL. Traffic goes only to the
 127.0.0.1 address of the service this command started or was given.
 """
 
@@ -29,11 +29,11 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts import hostile
-from scripts.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
-from scripts.latency import SENTENCES, free_port, percentile
+from scripts.images.smoke import Container, container_memory
+from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
-from scripts.smoke import Container, container_memory
+from scripts.traffic import hostile
+from scripts.traffic.latency import SENTENCES, free_port, percentile
 from scripts.variants import ROOT
 
 MIX_BODIES = {

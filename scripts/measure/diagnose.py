@@ -2,7 +2,7 @@
 
 Reads the image itself (`docker save`) and prints a `docker history`-style
 table, the largest directories, bytes per Python distribution and per OS
-package, and wasted space (our figure beside dive's, see scripts/image_layers.py);
+package, and wasted space (our figure beside dive's, see scripts/measure/image_layers.py);
 then runs dive in CI mode with the variant's rules (<variant>/.dive-ci).
 """
 
@@ -22,9 +22,9 @@ from pathlib import Path
 
 from docker.errors import ImageNotFound
 
-from scripts.composition import composition, file_categories, stacked_chart, treemap
-from scripts.engine import EngineError, ensure_engine, sdk
-from scripts.image_layers import (
+from scripts.infra.engine import EngineError, ensure_engine, sdk
+from scripts.measure.composition import composition, file_categories, stacked_chart, treemap
+from scripts.measure.image_layers import (
     SavedImage,
     analyze,
     dive_style_waste,

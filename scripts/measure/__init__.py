@@ -1,0 +1,1 @@
+"""Measure the images and report: compare, diagnose, load, benchmark, composition."""

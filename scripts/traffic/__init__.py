@@ -1,0 +1,1 @@
+"""Request generators shared by smoke tests and measurements: latency and hostile clients."""
