@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.backends import Model
+from app.openapi import document as openapi_document
 from app.settings import Settings
 
 log = logging.getLogger("app")
@@ -58,6 +59,10 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
     def healthz() -> Any:
         return jsonify(status="ok")
 
+    @app.get("/openapi.json")
+    def openapi() -> Any:
+        return jsonify(openapi_document(settings))
+
     @app.get("/readyz")
     def readyz() -> Any:
         return jsonify(status="ready", **current_model().describe())
@@ -71,13 +76,18 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
 
     @app.post("/classify-file")
     def classify_file() -> Any:
+        if len(request.files.getlist("file")) + len(request.form.getlist("file")) > 1:
+            raise BadRequest("send one file: the form has more than one field 'file'")
         upload = request.files.get("file")
-        if upload is None:
+        if upload is not None:
+            try:
+                content = upload.read().decode("utf-8")
+            except UnicodeDecodeError:
+                raise BadRequest("the uploaded file is not valid UTF-8 text") from None
+        elif "file" in request.form:  # a part named "file" without a filename: plain form text
+            content = request.form["file"]
+        else:
             raise BadRequest("send the text file as multipart form field 'file' (curl -F file=@path)")
-        try:
-            content = upload.read().decode("utf-8")
-        except UnicodeDecodeError:
-            raise BadRequest("the uploaded file is not valid UTF-8 text") from None
         lines = [line.strip() for line in content.splitlines() if _has_text(line)]
         if not lines:
             raise BadRequest("the uploaded file has no text")
@@ -87,7 +97,12 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
     def http_error(exc: HTTPException) -> Any:
         if exc.response is not None:  # already a JSON response (see current_model)
             return exc.response
-        return _error(exc.code or 500, exc.description or exc.name)
+        response = _error(exc.code or 500, exc.description or exc.name)
+        # The exception's own headers (Allow on a 405, as RFC 9110 requires), not its HTML content type.
+        for name, value in exc.get_headers():
+            if name.lower() != "content-type":
+                response.headers[name] = value
+        return response
 
     @app.errorhandler(Exception)
     def crash(exc: Exception) -> Any:
