@@ -16,6 +16,7 @@ from flask import Flask, jsonify, request
 from werkzeug.exceptions import BadRequest, HTTPException, RequestEntityTooLarge
 
 from app.backends import Model
+from app.backends.memory import MemoryLimitError
 from app.openapi import document as openapi_document
 from app.settings import Settings
 
@@ -46,7 +47,10 @@ def create_app(model: Model | None = None, settings: Settings | None = None) -> 
                 raise RequestEntityTooLarge(f"{tokens} tokens after truncation; at most {settings.max_tokens} per "
                                             "request (MAX_TOKENS): split the texts over several requests")
         started = time.perf_counter()
-        preds = model.predict(texts)
+        try:
+            preds = model.predict(texts)
+        except MemoryLimitError as exc:  # refused before any work: the worker would have been killed
+            raise RequestEntityTooLarge(str(exc)) from None
         return jsonify(
             predictions=[{"label": p.label, "score": p.score} for p in preds],
             model=model.name,

@@ -32,6 +32,9 @@ class Settings:
     max_tokens: int = 4096
     max_body_bytes: int = 1 << 20  # request body before 413
     batch_size: int = 32  # texts per forward pass
+    # Padded tokens per forward pass: bounds a request's peak memory (a bigger one takes more passes).
+    # 0 = the backend's default (app/backends: BatchedClassifier.batch_tokens).
+    batch_tokens: int = 0
     # The front (app/asgi.py): threads running the Flask app, requests that may wait for one
     # before 503, and how long a client may take to send its body before 408.
     app_threads: int = 2
@@ -55,6 +58,7 @@ class Settings:
             max_tokens=_int_env("MAX_TOKENS", cls.max_tokens, minimum=0),
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
+            batch_tokens=_int_env("BATCH_TOKENS", cls.batch_tokens, minimum=0),
             app_threads=_int_env("APP_THREADS", cls.app_threads),
             max_queued=_int_env("MAX_QUEUED", cls.max_queued, minimum=0),
             body_timeout=_int_env("BODY_TIMEOUT", cls.body_timeout),
@@ -65,7 +69,7 @@ class Settings:
         from app.backends import load_model
 
         return load_model(self.model_dir, backend=self.backend, device=self.device,
-                          batch_size=self.batch_size, threads=self.threads)
+                          batch_size=self.batch_size, threads=self.threads, batch_tokens=self.batch_tokens)
 
 
 def ensure_writable_tempdir() -> str:

@@ -16,6 +16,13 @@ FLAVORS = ("cpu", "cuda")
 TORCH_INDEX = {"cpu": "https://download.pytorch.org/whl/cpu", "cuda": "https://pypi.org/simple"}
 
 
+# The container memory limit a replica of each runtime needs (cpu flavour, 2 inference threads):
+# the highest peak `make compare` measured (under its load mix, or for the heaviest request the
+# limits allow) plus a quarter for headroom, rounded up to 32 MiB. tests/test_memory_limits.py
+# checks it against results/compare.json; docs and manifests quote it from here.
+MEMORY_LIMIT_MIB = {"onnx": 288, "torch": 576}
+
+
 @dataclass(frozen=True)
 class Variant:
     name: str  # folder holding the Dockerfile, and the image tag
@@ -63,6 +70,11 @@ class Variant:
         if flavor not in FLAVORS:
             raise SystemExit(f"unknown FLAVOR {flavor!r}; choose from {', '.join(FLAVORS)}")
         return replace(self, flavor=flavor, platform=platform)
+
+    @property
+    def memory_limit_mib(self) -> int:
+        """The container memory limit a replica is sized for (MEMORY_LIMIT_MIB)."""
+        return MEMORY_LIMIT_MIB[self.runtime]
 
     def predictor_command(self, *files: str) -> list[str]:
         return [*self.python, "-m", "app.predictor", *files]

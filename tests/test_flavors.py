@@ -80,6 +80,29 @@ def test_a_rebuild_removes_the_image_it_replaced(monkeypatch):
     assert not any(c[:2] == ("image", "rm") for c in calls)
 
 
+def test_a_pushed_image_replaced_by_a_rebuild_goes_too(monkeypatch):
+    """Its registry digest makes plain rm refuse; untagged and unused, it is removed by force."""
+    calls: list = []
+    users = {"ids": ""}
+
+    def docker(*args, **kwargs):
+        calls.append(args)
+        if args[:3] == ("image", "rm", "sha256:old"):
+            return subprocess.CompletedProcess(args, 1, "", "referenced in multiple repositories")
+        if args[:2] == ("image", "inspect"):
+            out = "0\n" if "sha256:old" in args else "sha256:new\n"
+            return subprocess.CompletedProcess(args, 0, out, "")
+        return subprocess.CompletedProcess(args, 0, users["ids"] if args[0] == "ps" else "", "")
+
+    monkeypatch.setattr(build, "docker", docker)
+    build.remove_replaced("sha256:old", "bert-classifier:slim_image")
+    assert ("image", "rm", "-f", "sha256:old") in calls
+    calls.clear()
+    users["ids"] = "c0ffee\n"  # a container still uses it: left alone
+    build.remove_replaced("sha256:old", "bert-classifier:slim_image")
+    assert ("image", "rm", "-f", "sha256:old") not in calls
+
+
 SITE = "/opt/venv/lib/python3.11/site-packages"
 PROBE = {
     "device": "cpu", "site_packages": SITE,

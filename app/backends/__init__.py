@@ -17,6 +17,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Protocol
 
+from app.backends.memory import MemoryGuard
+
 BACKENDS = {"torch": "app.backends.torch_bert", "onnx": "app.backends.onnx_bert"}
 # Official onnxruntime builds send usage telemetry on Linux too (1.2x+) unless this is set before
 # it initialises; a service should not phone home by default. ORT_DISABLE_TELEMETRY=0 opts back in.
@@ -68,11 +70,14 @@ def available_cpus() -> int:
 
 
 def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", batch_size: int = 32,
-               threads: int = 0) -> Model:
-    """Load model_dir with its backend; threads=0 means one per available CPU."""
+               threads: int = 0, batch_tokens: int = 0) -> Model:
+    """Load model_dir with its backend; threads=0 means one per available CPU, batch_tokens=0 the default."""
     name = backend_for(model_dir, backend)
     module = importlib.import_module(BACKENDS[name])
-    return module.load(model_dir, device=device, batch_size=batch_size, threads=threads or available_cpus())
+    model = module.load(model_dir, device=device, batch_size=batch_size, threads=threads or available_cpus())
+    if batch_tokens:
+        model.batch_tokens = batch_tokens
+    return model
 
 
 # A batch of more padded tokens than this is "heavy": after it, memory the runtime no longer needs
@@ -98,6 +103,21 @@ def max_input_length(model_dir: Path, config: dict) -> int:
     return limit
 
 
+def plan_batches(lengths: list[int], batch_size: int, batch_tokens: int) -> list[list[int]]:
+    """Text indices grouped into forward passes: similar lengths together (little padding), at most
+    batch_size texts and batch_tokens padded tokens a pass; a text longer than batch_tokens goes alone."""
+    batches: list[list[int]] = []
+    current: list[int] = []
+    for i in sorted(range(len(lengths)), key=lengths.__getitem__):
+        if current and (len(current) == batch_size or (len(current) + 1) * lengths[i] > batch_tokens):
+            batches.append(current)
+            current = []
+        current.append(i)
+    if current:
+        batches.append(current)
+    return batches
+
+
 class BatchedClassifier:
     """What every backend shares: length-sorted batches, order restored, one forward pass at a time.
 
@@ -107,33 +127,55 @@ class BatchedClassifier:
     """
 
     batch_size: int = 32
+    batch_tokens: int = 512  # padded tokens per forward pass (BATCH_TOKENS): one text of the model's longest
     backend = ""  # set by each backend: "torch", "onnx"
+    # Extra memory of a forward pass, per text: per token (activations) and per token pair (attention
+    # scores); each backend sets them from the peak RSS it measured on this repository's MiniLM.
+    memory_per_token = 0
+    memory_per_token_pair = 0
     # Set by each backend's __init__: name, labels, device, max_length, threads, load_seconds.
 
     def __init__(self) -> None:
         self._forward_lock = threading.Lock()
+        self.memory = MemoryGuard()
 
     def describe(self) -> dict:
         """What /readyz reports: the model, its labels and limits, and the runtime behind it."""
         return {"model": self.name, "labels": self.labels, "device": self.device, "max_length": self.max_length,
                 "backend": self.backend, "versions": self.versions(), "threads": self.threads,
+                "batch_size": self.batch_size, "batch_tokens": self.batch_tokens,
                 "load_seconds": round(self.load_seconds, 3)}
 
     def versions(self) -> dict[str, str]:
         raise NotImplementedError
 
     def predict(self, texts: list[str]) -> list[Prediction]:
-        """Classify texts in batches; long inputs are truncated to the model's limit."""
-        # Batch similar lengths together so padding stays small, then restore order.
-        order = sorted(range(len(texts)), key=lambda i: len(texts[i]))
+        """Classify texts in forward passes of similar lengths; long inputs are truncated to the model's limit.
+
+        Each pass holds at most batch_size texts and batch_tokens padded tokens, so the heaviest request
+        allowed costs no more peak memory than a moderate one: it only takes more passes. Before the
+        first pass, the largest one's memory is checked against the container's limit (MemoryGuard).
+        """
+        if not texts:
+            return []
+        with self._forward_lock:
+            lengths = self._token_counts(texts)
+        batches = plan_batches(lengths, self.batch_size, self.batch_tokens)
+        estimate = max(self.activation_bytes(len(idx), max(lengths[i] for i in idx)) for idx in batches)
+        with self._forward_lock:
+            self.memory.check(estimate)
         results: list[Prediction | None] = [None] * len(texts)
-        for start in range(0, len(order), self.batch_size):
-            idx = order[start:start + self.batch_size]
+        for idx in batches:
             with self._forward_lock:
                 batch = self._predict_batch([texts[i] for i in idx])
             for i, pred in zip(idx, batch, strict=True):
                 results[i] = pred
+        self.memory.ran(estimate)
         return results  # type: ignore[return-value]
+
+    def activation_bytes(self, texts: int, length: int) -> int:
+        """Memory one forward pass of texts x length padded tokens adds, as measured for the backend."""
+        return texts * (self.memory_per_token * length + self.memory_per_token_pair * length * length)
 
     def count_tokens(self, texts: list[str]) -> int:
         """Tokens the model would process for texts, each truncated to its limit (no padding)."""

@@ -159,9 +159,17 @@ def remove_replaced(old_id: str | None, ref: str) -> None:
     Left alone when something still uses it (a container, another tag): docker refuses, and
     that is the right answer.
     """
-    if old_id and old_id != image_id(ref):
-        if docker("image", "rm", old_id, check=False).returncode == 0:
-            log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
+    if not old_id or old_id == image_id(ref):
+        return
+    removed = docker("image", "rm", old_id, check=False).returncode == 0
+    if not removed:
+        # Pushed once (make compare), it keeps its registry digest with no tag left: plain rm refuses
+        # ("referenced in multiple repositories"). Untagged and in no container, nothing else needs it.
+        tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", old_id, check=False).stdout.strip()
+        users = docker("ps", "-aq", "--filter", f"ancestor={old_id}", check=False).stdout.split()
+        removed = tags == "0" and not users and docker("image", "rm", "-f", old_id, check=False).returncode == 0
+    if removed:
+        log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
 
 
 PROBE_BASES = ("PYTHON_SLIM_IMAGE", "PYTHON_IMAGE", "DISTROLESS13_IMAGE", "DISTROLESS_IMAGE")  # bases with python3

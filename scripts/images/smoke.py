@@ -33,7 +33,7 @@ from scripts.images.build import engine_arch
 from scripts.infra import emulation
 from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, flavored, print_table, save_json
-from scripts.traffic import hostile
+from scripts.traffic import heavy, hostile, pipeline
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"
@@ -142,6 +142,22 @@ class Container:
                 pass
 
 
+def under_limit(variant: Variant, limit_mib: int) -> dict:
+    """The heaviest allowed request three times, then a small one, in a container limited to limit_mib."""
+    limit = f"{limit_mib}m"
+    container = Container(variant.image, {"mem_limit": limit, "memswap_limit": limit}).start()
+    try:
+        container.wait_ready()
+        host, port = container.base_url.removeprefix("http://").split(":")
+        statuses = heavy.heaviest(host, int(port), repeats=3)
+        small = heavy.small(host, int(port))
+        booted = container.logs(500).count("Booting worker")  # once at start, again after each kill
+        return {"limit_mib": limit_mib, "heaviest_statuses": statuses, "small_status": small,
+                "oom_killed": bool(container.state().get("OOMKilled")), "worker_restarts": max(0, booted - 1)}
+    finally:
+        container.remove()
+
+
 def process_uids(container_id: str) -> set[int]:
     """User ids of every process in the container (`docker top`'s data, as the SDK returns it)."""
     top = sdk().containers.get(container_id).top(ps_args="-eo uid,pid")
@@ -243,6 +259,9 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
         for what, ((status, body), want) in bad.items():
             check(status == want and body.get("status") == want, f"{what}: got HTTP {status} {body}")
         host, port = base.removeprefix("http://").split(":")
+        for case in pipeline.CASES:  # every pipelined request answered, in order (RFC 9112 9.3.2)
+            problem = pipeline.check_case(host, int(port), case, timeout=10 * slow)
+            check(problem is None, f"pipelining: {problem}")
         outcomes = hostile.run_all(host, int(port), short=True, slowdown=slow)
         result["hostile"] = hostile.as_dicts(outcomes)
         for o in outcomes:
@@ -284,6 +303,11 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
         result["exit_code"] = code
         check(code == 0 and result["stop_seconds"] < stop_limit,
               f"SIGTERM: exit code {code} after {result['stop_seconds']}s (want 0 within {stop_limit}s)")
+        container.remove()
+        if not variant.emulated:  # the heaviest request fits the documented memory limit (MEMORY_LIMIT_MIB)
+            limited = result["under_memory_limit"] = under_limit(variant, variant.memory_limit_mib)
+            check(limited["heaviest_statuses"] == [200] * 3 and limited["small_status"] == 200
+                  and not limited["worker_restarts"], f"under --memory {variant.memory_limit_mib}m: {limited}")
     except EngineError as exc:
         failures.append(str(exc))
     finally:

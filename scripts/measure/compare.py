@@ -50,7 +50,7 @@ from scripts.images.build import (
 from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.measure import cuda_libs, load
+from scripts.measure import cuda_libs, memory_peak
 from scripts.measure.composition import stacked_chart
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
@@ -105,7 +105,8 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
         container.wait_ready()
         host, port = container.base_url.removeprefix("http://").split(":")
         figures = latency.measure(host, int(port), requests=200, max_seconds=120)
-        loaded = load.run_level(host, int(port), 8, LOAD_SECONDS, 100_000, {"single": 80, "batch": 20}).summary()
+        peaks = memory_peak.load_and_heavy_peaks(container, LOAD_SECONDS)  # load at concurrency 8, then heaviest
+        loaded = peaks.pop("memory_load")
         outcomes = hostile.run_all(host, int(port))
         time.sleep(2)  # let the request burst settle before reading idle memory
         memory = container_memory(container.id)
@@ -115,7 +116,7 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
     return {"cold_start_seconds": round(statistics.median(starts), 2), "cold_start_runs": [round(s, 2) for s in starts],
             "cold_start_min_seconds": round(min(starts), 2), "cold_start_max_seconds": round(max(starts), 2),
             "idle_memory_bytes": memory, "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
-            "p99_c8_ms": loaded["p99_ms"], "load_c8": loaded,
+            **peaks, "p99_c8_ms": loaded["p99_ms"], "load_c8": loaded,
             "hostile_passed": f"{sum(o.passed for o in outcomes)}/{len(outcomes)}",
             "hostile": hostile.as_dicts(outcomes), **figures}
 

@@ -32,14 +32,14 @@ from pathlib import Path
 from scripts.images.smoke import Container, container_memory
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
-from scripts.traffic import hostile
+from scripts.traffic import heavy, hostile
 from scripts.traffic.latency import SENTENCES, free_port, percentile
 from scripts.variants import ROOT
 
 MIX_BODIES = {
     "single": lambda i: {"text": SENTENCES[i % len(SENTENCES)]},
     "batch": lambda i: {"texts": [f"{SENTENCES[j % len(SENTENCES)]} ({i})" for j in range(32)]},
-    "max": lambda i: {"texts": [f"a long and rather wonderful film {i} " * 120] * 8},
+    "max": heavy.heaviest_body,
 }
 
 

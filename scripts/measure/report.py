@@ -44,6 +44,8 @@ METRICS = (
     Metric("rebuild_model_seconds", "rebuild after model change", "s"),
     Metric("cold_start_seconds", "cold start (run to first /classify), median", "s"),
     Metric("idle_memory_bytes", "idle memory", "bytes"),
+    Metric("memory_load_peak_bytes", "memory under load, peak (concurrency 8)", "bytes"),
+    Metric("memory_heavy_peak_bytes", "memory for the heaviest allowed request, peak", "bytes"),
     Metric("p50_ms", "latency p50", "ms"),
     Metric("p95_ms", "latency p95", "ms"),
     Metric("p99_c8_ms", "p99 at concurrency 8 (80 % single, 20 % batch of 32)", "ms"),
