@@ -72,6 +72,9 @@ def test_memory_already_held_by_an_earlier_pass_is_not_counted_twice(tmp_path):
     guard.check(100 * MiB)  # only 40 MiB of it is new
     with pytest.raises(MemoryLimitError):
         guard.check(120 * MiB)
+    guard.released()  # handed back to the OS: a 60 MiB pass is new memory again
+    with pytest.raises(MemoryLimitError):
+        guard.check(60 * MiB)
 
 
 def test_the_service_answers_413_not_a_reset(tiny_classifier, tmp_path):

@@ -80,9 +80,9 @@ def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", b
     return model
 
 
-# A batch of more padded tokens than this is "heavy": after it, memory the runtime no longer needs
-# goes back to the OS, or the service would keep the peak of its largest request for ever.
-HEAVY_BATCH_TOKENS = 2048
+# A request whose largest pass needs more than this is "heavy": after its last pass, memory the runtime
+# no longer needs goes back to the OS, or the service would keep the peak of its largest request for ever.
+RELEASE_ABOVE_BYTES = 32 << 20
 
 
 def trim_heap() -> None:
@@ -164,13 +164,17 @@ class BatchedClassifier:
         estimate = max(self.activation_bytes(len(idx), max(lengths[i] for i in idx)) for idx in batches)
         with self._forward_lock:
             self.memory.check(estimate)
+        release = estimate > RELEASE_ABOVE_BYTES
         results: list[Prediction | None] = [None] * len(texts)
-        for idx in batches:
+        for n, idx in enumerate(batches, 1):
             with self._forward_lock:
-                batch = self._predict_batch([texts[i] for i in idx])
+                batch = self._predict_batch([texts[i] for i in idx], release=release and n == len(batches))
             for i, pred in zip(idx, batch, strict=True):
                 results[i] = pred
-        self.memory.ran(estimate)
+        if release:
+            self.memory.released()  # handed back: the next heavy request allocates anew
+        else:
+            self.memory.ran(estimate)
         return results  # type: ignore[return-value]
 
     def activation_bytes(self, texts: int, length: int) -> int:
@@ -184,7 +188,8 @@ class BatchedClassifier:
         with self._forward_lock:
             return sum(self._token_counts(texts))
 
-    def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+    def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
+        """One forward pass; release: hand the memory it used back to the OS afterwards."""
         raise NotImplementedError
 
     def _token_counts(self, texts: list[str]) -> list[int]:

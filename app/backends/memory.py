@@ -84,3 +84,7 @@ class MemoryGuard:
 
     def ran(self, estimate: int) -> None:
         self.high_water = max(self.high_water, estimate)
+
+    def released(self) -> None:
+        """The runtime handed its pass memory back to the OS."""
+        self.high_water = 0

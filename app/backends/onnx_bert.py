@@ -19,7 +19,6 @@ import tokenizers
 from tokenizers import Tokenizer
 
 from app.backends import (
-    HEAVY_BATCH_TOKENS,
     ONNX_FILE,
     BatchedClassifier,
     ModelLoadError,
@@ -99,16 +98,15 @@ class OnnxClassifier(BatchedClassifier):
     def _token_counts(self, texts: list[str]) -> list[int]:
         return [sum(e.attention_mask) for e in self.tokenizer.encode_batch(texts)]  # padding excluded
 
-    def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+    def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
         session = self.session()
         encodings = self.tokenizer.encode_batch(texts)
         columns = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
                    "token_type_ids": [e.type_ids for e in encodings]}
         feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}
-        heavy = feed["input_ids"].size > HEAVY_BATCH_TOKENS
-        # ORT's memory arena keeps its peak for ever; after a large batch, shrink it back.
-        logits = session.run(None, feed, self._shrink_arena if heavy else None)[0]
-        if heavy:
+        # ORT's memory arena keeps its peak for ever; after a heavy request, shrink it back.
+        logits = session.run(None, feed, self._shrink_arena if release else None)[0]
+        if release:
             trim_heap()
         exp = np.exp(logits - logits.max(axis=-1, keepdims=True))
         probs = exp / exp.sum(axis=-1, keepdims=True)

@@ -10,7 +10,7 @@ import transformers
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
 from transformers.utils import logging as hf_logging
 
-from app.backends import HEAVY_BATCH_TOKENS, BatchedClassifier, ModelLoadError, Prediction, choose_device, trim_heap
+from app.backends import BatchedClassifier, ModelLoadError, Prediction, choose_device, trim_heap
 
 hf_logging.disable_progress_bar()  # a progress bar per load is noise in service logs
 
@@ -51,14 +51,14 @@ class Classifier(BatchedClassifier):
         return [len(ids) for ids in self.tokenizer(texts, truncation=True, max_length=self.max_length)["input_ids"]]
 
     @torch.inference_mode()
-    def _predict_batch(self, texts: list[str]) -> list[Prediction]:
+    def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
         enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
                              padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(dim=-1)
         scores, ids = probs.max(dim=-1)
-        if enc["input_ids"].numel() > HEAVY_BATCH_TOKENS:
+        if release:
             del enc
-            trim_heap()  # the activations of a large batch are freed; hand the pages back
+            trim_heap()  # the activations of a heavy request are freed; hand the pages back
         return [Prediction(self.labels[i], round(s, 6)) for i, s in zip(ids.tolist(), scores.tolist(), strict=True)]
 
 
