@@ -234,12 +234,14 @@ def prepare(flavor: str = "cpu", platform: str = "", variants: list[Variant] | N
 
 
 def trim_build_cache(keep: str | None = None) -> None:
-    """Bound BuildKit's cache: every cold build adds GBs of snapshots the daemon may keep.
+    """Bound BuildKit's cache, only when asked: every cold build adds GBs of snapshots the daemon keeps.
 
-    keep, else BUILD_CACHE_KEEP (default 30GB), is what stays, most recently used first;
-    "0" empties it; "off" skips this.
+    The cache is the engine's, shared with every other project built on it, so it is left alone
+    unless keep is given or BUILD_CACHE_KEEP is set (CI=true implies 30GB). keep is what stays,
+    most recently used first; "0" empties it; "off" skips this.
     """
-    keep = keep if keep is not None else os.environ.get("BUILD_CACHE_KEEP", "30GB")
+    if keep is None:
+        keep = os.environ.get("BUILD_CACHE_KEEP") or ("30GB" if os.environ.get("CI") == "true" else "")
     if keep.lower() in {"off", "no", ""}:
         return
     # --all: without it, prune only touches records no image refers to, and the cache stays (53 GB seen).

@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         before = engine_usage()
         remove_infra()
         remove_images(refs)
-        trim_build_cache()
+        trim_build_cache(os.environ.get("BUILD_CACHE_KEEP") or "30GB")  # asked for: make clean-images
         freed_engine = before - engine_usage()
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
