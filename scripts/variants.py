@@ -33,6 +33,7 @@ class Variant:
     runtime: str = "torch"  # the model runtime inside: torch (model/) or onnx (model-onnx-int8/)
     flavor: str = "cpu"  # which torch build the image installs (FLAVORS)
     platform: str = ""  # "" builds for the engine's own platform; PLATFORM=linux/arm64 for another
+    previous: str = ""  # the variant this one adds its technique to (the progression the READMEs walk)
 
     @property
     def dockerfile(self) -> Path:
@@ -88,13 +89,16 @@ def suffix(flavor: str, platform: str = "") -> str:
 
 VARIANTS = (
     Variant("naive_image", "full python base, dev tools, caches left behind", non_root=False, shell=True),
-    Variant("slim_image", "-slim base, runtime deps only", non_root=True, shell=True),
-    Variant("multi_stage_build", "build stage venv -> slim runtime", non_root=True, shell=True),
-    Variant("layered_image", "layers ordered OS -> deps -> model -> code", non_root=True, shell=True),
+    Variant("slim_image", "-slim base, runtime deps only", non_root=True, shell=True, previous="naive_image"),
+    Variant("multi_stage_build", "build stage venv -> slim runtime", non_root=True, shell=True,
+            previous="slim_image"),
+    Variant("layered_image", "multi-stage + layers ordered by change rate + a pip cache mount", non_root=True,
+            shell=True, previous="multi_stage_build"),
     # The distroless entry point is the venv's python, so arguments go straight to it.
-    Variant("distroless_image", "distroless runtime, no shell, non-root", non_root=True, shell=False, python=()),
+    Variant("distroless_image", "distroless runtime, no shell, non-root", non_root=True, shell=False, python=(),
+            previous="layered_image"),
     Variant("onnx_image", "ONNX Runtime + int8 model on distroless Debian 13, no torch", non_root=True, shell=False,
-            python=(), runtime="onnx"),
+            python=(), runtime="onnx", previous="distroless_image"),
 )
 TORCH_VARIANTS = tuple(v for v in VARIANTS if v.runtime == "torch")
 BY_NAME = {v.name: v for v in VARIANTS}
