@@ -142,10 +142,11 @@ class Container:
                 pass
 
 
-def under_limit(variant: Variant, limit_mib: int) -> dict:
+def under_limit(variant: Variant, limit_mib: int, environment: dict | None = None) -> dict:
     """The heaviest allowed request three times, then a small one, in a container limited to limit_mib."""
     limit = f"{limit_mib}m"
-    container = Container(variant.image, {"mem_limit": limit, "memswap_limit": limit}).start()
+    options = {"mem_limit": limit, "memswap_limit": limit, "environment": environment or {}}
+    container = Container(variant.image, options).start()
     try:
         container.wait_ready()
         host, port = container.base_url.removeprefix("http://").split(":")

@@ -1,13 +1,14 @@
 """The memory a replica needs, measured in its container: idle, the peak under the load mix, the peak
 during the heaviest request the limits allow; and that request under a container memory limit.
 
-    python -m scripts.measure.memory_peak [--variants onnx_image,layered_image] [--limit-mib N]
+    python -m scripts.measure.memory_peak [--variants onnx_image,layered_image] [--limit-mib N] [--batch-tokens N]
 
 Idle memory is not the figure to size a container by: a request's activations come on top. The
 peaks here are `docker stats`' figure (usage less inactive page cache) sampled through the engine's
 stats stream, about once a second, while the traffic runs; the heaviest request is sent six times
 in a row so that its passes span several samples. make compare records the same rows.
-Writes results/memory.json.
+Writes results/memory.json (results/memory-batch-tokens-N.json with --batch-tokens N: the same
+run with another BATCH_TOKENS, e.g. one so large that the heaviest request is one pass).
 """
 
 from __future__ import annotations
@@ -69,8 +70,8 @@ def load_and_heavy_peaks(container: Container, load_seconds: float) -> dict:
             "memory_load": level.summary(), "heaviest_statuses": statuses}
 
 
-def measure(variant: Variant, load_seconds: float = 20) -> dict:
-    container = Container(variant.image).start()
+def measure(variant: Variant, load_seconds: float = 20, environment: dict | None = None) -> dict:
+    container = Container(variant.image, {"environment": environment or {}}).start()
     try:
         container.wait_ready()
         time.sleep(2)
@@ -84,6 +85,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--variants", default="onnx_image,layered_image")
     ap.add_argument("--seconds", type=float, default=20, help="load phase length (default 20)")
+    ap.add_argument("--batch-tokens", type=int, default=0, help="run the service with this BATCH_TOKENS")
     ap.add_argument("--limit-mib", type=int, default=0,
                     help="also run the heaviest request under this container limit (default: the variant's)")
     args = ap.parse_args(argv)
@@ -91,10 +93,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         ensure_engine()
         variants = select(args.variants)
-        rows, out = [], {"machine": machine(), "variants": {}}
+        env = {"BATCH_TOKENS": str(args.batch_tokens)} if args.batch_tokens else {}
+        rows, out = [], {"machine": machine(), "environment": env, "variants": {}}
         for v in variants:
-            figures = measure(v, args.seconds)
-            figures["under_limit"] = under_limit(v, args.limit_mib or v.memory_limit_mib)
+            figures = measure(v, args.seconds, env)
+            figures["under_limit"] = under_limit(v, args.limit_mib or v.memory_limit_mib, env)
             out["variants"][v.name] = figures
             lim = figures["under_limit"]
             peaks = [human_bytes(figures[k]) for k in ("idle_memory_bytes", "memory_load_peak_bytes",
@@ -103,7 +106,8 @@ def main(argv: list[str] | None = None) -> int:
                          str(lim["worker_restarts"])])
     except EngineError as exc:
         raise SystemExit(f"memory_peak: {exc}") from None
-    save_json(MEMORY_JSON, out)
+    save_json(MEMORY_JSON.with_name(f"memory-batch-tokens-{args.batch_tokens}.json") if args.batch_tokens
+              else MEMORY_JSON, out)
     print_table(["variant", "idle", "peak under load", "peak heaviest", "limit", "heaviest x3 under it",
                  "workers killed"], rows)
     return 0
