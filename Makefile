@@ -12,7 +12,7 @@ export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX PLATFORM WHEELHOUSE KE
        BUILD_CACHE_KEEP
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose cuda-trim \
-        serve benchmark lint unit integration test clean clean-images
+        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -66,6 +66,12 @@ load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local serv
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
+
+gpu-pack: $(MODEL_STAMP)  ## pack what the GPU check needs and a GPU machine lacks into .gpu/ (model in fp16, wheels)
+	$(PY) -m scripts.measure.gpu_check pack
+
+gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no venv): results/gpu.json
+	python3 -m scripts.measure.gpu_check check
 
 diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
 	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))

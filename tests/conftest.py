@@ -73,7 +73,7 @@ def start_gunicorn(folder: str, **env: str) -> tuple[subprocess.Popen, str]:
     if not (model / "config.json").exists():
         pytest.fail(f"{folder}/ is missing: `make unit` builds it first (make model)")
     port = free_port()
-    env = {**os.environ, "MODEL_DIR": str(model), "DEVICE": "cpu", "PORT": str(port), **env}
+    env = {**os.environ, "MODEL_DIR": str(model), "DEVICE": os.environ.get("DEVICE", "cpu"), "PORT": str(port), **env}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}"],
                             cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True)

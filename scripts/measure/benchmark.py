@@ -100,6 +100,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--requests", type=int, default=200)
     ap.add_argument("--batches", type=int, default=20)
     ap.add_argument("--max-seconds", type=float, default=120)
+    ap.add_argument("--out", type=Path, help="results file (default: results/benchmark[-<model folder>].json)")
     args = ap.parse_args(argv)
     if not Path(args.model, "config.json").exists():
         print(f"error: no model at {args.model}: run `make model`", file=sys.stderr)
@@ -108,7 +109,7 @@ def main(argv: list[str] | None = None) -> int:
     web = measure_http(args.model, args.requests, args.batches, args.max_seconds)
     result = {"machine": machine(), "model": Path(args.model).name, "device": device(), **load, **web}
     name = Path(args.model).name
-    out = RESULTS / ("benchmark.json" if name == "model" else f"benchmark-{name}.json")
+    out = args.out or RESULTS / ("benchmark.json" if name == "model" else f"benchmark-{name}.json")
     save_json(out, result)
     print(f"backend                   : {load['backend']}")
     print(f"import the runtime        : {load['import_seconds']:.2f} s")
