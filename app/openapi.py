@@ -40,7 +40,8 @@ def document(settings: Settings) -> dict:
     limits = (f"At most {settings.max_texts} texts (MAX_TEXTS) and {settings.max_tokens or 'unlimited'} tokens "
               f"after truncation (MAX_TOKENS) per request; the body at most {settings.max_body_bytes} bytes "
               "(MAX_BODY_BYTES).")
-    too_large = _error(f"Too large: {limits}")
+    too_large = _error(f"Too large: {limits} Also: its forward passes would not fit under the container's "
+                       "memory limit (the message gives the figures).")
     busy = _error("Busy: too many requests waiting for the model (MAX_QUEUED); retry after Retry-After seconds. "
                   "Also: the model is not loaded yet.")
     bad = _error("Malformed request: not JSON, wrong shape, empty text, or a broken body.")
