@@ -1,0 +1,79 @@
+"""The docs: figures generated from results files are current, and every link resolves."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+
+from scripts.measure import docs
+from scripts.variants import VARIANTS
+
+ROOT = Path(__file__).resolve().parents[1]
+LINK = re.compile(r"(?<!!)\[[^\]]*\]\(([^)\s]+)\)|!\[[^\]]*\]\(([^)\s]+)\)")
+FENCE = re.compile(r"^```.*?^```", re.S | re.M)
+
+
+def doc_files() -> list[Path]:
+    found = {ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md")}
+    return sorted(p for p in found if not p.relative_to(ROOT).parts[0].startswith("."))  # not .pytest_cache
+
+
+def slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"[^\w\- ]", "", heading.strip().lower().replace("`", ""))
+    return text.replace(" ", "-")
+
+
+def anchors(path: Path) -> set[str]:
+    text = FENCE.sub("", path.read_text())
+    return {slug(m.group(1)) for m in re.finditer(r"^#+ (.+)$", text, re.M)}
+
+
+def broken_links(path: Path) -> list[str]:
+    problems = []
+    for m in LINK.finditer(FENCE.sub("", path.read_text())):
+        target = m.group(1) or m.group(2)
+        if re.match(r"[a-z]+:", target):  # http(s), mailto: not checked offline
+            continue
+        file_part, _, anchor = target.partition("#")
+        dest = (path.parent / file_part).resolve() if file_part else path
+        if not dest.exists():
+            problems.append(f"{path.relative_to(ROOT)}: {target} (no such file)")
+        elif anchor and dest.suffix == ".md" and anchor not in anchors(dest):
+            problems.append(f"{path.relative_to(ROOT)}: {target} (no such heading)")
+    return problems
+
+
+def test_every_link_resolves():
+    assert [p for f in doc_files() for p in broken_links(f)] == []
+
+
+def test_a_broken_link_is_found(tmp_path, monkeypatch):
+    page = tmp_path / "page.md"
+    page.write_text("# Title\n\n[ok](#title) [gone](missing.md) [bad anchor](#nope)\n")
+    monkeypatch.setattr("tests.test_docs.ROOT", tmp_path)
+    assert broken_links(page) == ["page.md: missing.md (no such file)", "page.md: #nope (no such heading)"]
+
+
+def test_generated_figures_are_current():
+    assert docs.stale() == []
+
+
+@pytest.mark.parametrize("block", ["memory", "figures-slim_image", "compare-summary"])
+def test_an_edited_figure_is_stale(tmp_path, monkeypatch, block):
+    page = tmp_path / "README.md"
+    current = docs.rendered(f"<!-- begin {block} -->\n<!-- end {block} -->")
+    edited = re.sub(r"\d", lambda m: str((int(m.group(0)) + 1) % 10), current, count=1)  # one digit changed
+    assert edited != current
+    page.write_text(edited)
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    assert docs.stale((page,)) == [f"README.md: block {block!r}"]
+
+
+def test_every_variant_has_a_generated_readme():
+    for variant in VARIANTS:
+        text = (variant.dockerfile.parent / "README.md").read_text()
+        assert f"<!-- begin figures-{variant.name} -->" in text
+        assert variant.previous == "" or f"<!-- begin diff-{variant.name} -->" in text
