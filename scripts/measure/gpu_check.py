@@ -93,17 +93,20 @@ def restore_model() -> None:
               str(target / "model.safetensors"))
 
 
-def step(name: str, cmd: list[str], env: dict, timeout: float) -> dict:
-    log(f"{name}: {' '.join(cmd)}")
+def step(name: str, cmd: list[str], env: dict, timeout: float) -> tuple[dict, str]:
+    """Run one bounded step; (its record for gpu.json, its whole standard output)."""
+    shown = " ".join(cmd) if len(" ".join(cmd)) < 200 else f"{cmd[0]} {cmd[1]} <{name} probe>"
+    shown = shown.replace(f"{ROOT}/", "")  # results carry no absolute paths of the checkout
+    log(f"{name}: {shown}")
     started = time.monotonic()
     try:
         proc = subprocess.run(cmd, cwd=ROOT, env=env, capture_output=True, text=True, timeout=timeout)
-        rc, out = proc.returncode, proc.stdout + proc.stderr
-    except subprocess.TimeoutExpired as exc:
-        rc, out = 124, f"timed out after {timeout:.0f} s\n{exc.stdout or ''}"
+        rc, stdout, out = proc.returncode, proc.stdout, proc.stdout + proc.stderr
+    except subprocess.TimeoutExpired:
+        rc, stdout, out = 124, "", f"timed out after {timeout:.0f} s"
     seconds = round(time.monotonic() - started, 1)
     log(f"{name}: exit {rc} in {seconds} s")
-    return {"command": " ".join(cmd), "exit": rc, "seconds": seconds, "tail": out[-3000:]}
+    return {"command": shown, "exit": rc, "seconds": seconds, "tail": out[-3000:]}, stdout
 
 
 def check() -> int:
@@ -129,13 +132,13 @@ def check() -> int:
                  "cuda": torch.version.cuda, "steps": {}}
     steps = out["steps"]
     if not (ROOT / "model-onnx-int8" / "model.onnx").is_file():
-        steps["export_onnx"] = step("export", [sys.executable, "-m", "scripts.model.export_onnx"], env, 300)
+        steps["export_onnx"], _ = step("export", [sys.executable, "-m", "scripts.model.export_onnx"], env, 300)
     cuda = {**env, "DEVICE": device}
-    steps[f"app_tests_{device}"] = step("tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
+    steps[f"app_tests_{device}"], _ = step("tests", [sys.executable, "-m", "pytest", "-q", "-p", "no:cacheprovider",
                                              *APP_TESTS], cuda, 300)
     for name, folder, on in ((f"benchmark_torch_{device}", "model", device),
                              ("benchmark_onnx_cpu", "model-onnx-int8", "cpu")):
-        steps[name] = step(name, [sys.executable, "-m", "scripts.measure.benchmark", "--model", folder,
+        steps[name], _ = step(name, [sys.executable, "-m", "scripts.measure.benchmark", "--model", folder,
                                   "--out", str(RESULTS / f"gpu-{name}.json")], {**env, "DEVICE": on}, 240)
         path = RESULTS / f"gpu-{name}.json"
         if path.is_file():
@@ -143,13 +146,12 @@ def check() -> int:
             path.unlink()
     from scripts.measure import cuda_libs
 
-    probe = step("cuda_libs", [sys.executable, "-c", cuda_libs.PROBE], {**cuda, "MODEL_DIR": str(ROOT / "model")},
-                 180)
-    line = next((ln for ln in reversed(probe["tail"].splitlines()) if ln.startswith("{")), "")
+    steps["cuda_libs"], stdout = step("cuda_libs", [sys.executable, "-c", cuda_libs.PROBE],
+                                      {**cuda, "MODEL_DIR": str(ROOT / "model")}, 180)
+    line = next((ln for ln in reversed(stdout.splitlines()) if ln.startswith("{")), "")
     if line:
         out["cuda_libs"] = cuda_libs.summarize(json.loads(line))
-        probe["tail"] = ""
-    steps["cuda_libs"] = probe
+        steps["cuda_libs"]["tail"] = steps["cuda_libs"]["tail"][-300:]
     save_json(result_path, out)
     if os.environ.get("OUT"):
         save_json(Path(os.environ["OUT"]) / result_path.name, out)
