@@ -92,3 +92,27 @@ def test_a_partial_compare_keeps_the_other_rows_in_variant_order():
     out = merged(previous, {"distroless_image": {"size_bytes": 3}, "slim_image": {"size_bytes": 4}})
     assert list(out) == ["naive_image", "slim_image", "distroless_image"]
     assert out["distroless_image"] == {"size_bytes": 3} and out["naive_image"] == {"size_bytes": 1}
+
+
+def test_scratch_rebuilds_leave_no_untagged_image(monkeypatch):
+    """Each scratch rebuild moves its tag; the image it replaced is removed, and the last one at the end."""
+    import contextlib
+
+    from scripts.measure import compare
+    from scripts.variants import BY_NAME
+
+    removed, rmi = [], []
+    monkeypatch.setattr(compare, "image_id", lambda tag: "sha256:before")
+    monkeypatch.setattr(compare, "build_image", lambda *a, **k: 1.0)
+    monkeypatch.setattr(compare, "remove_replaced", lambda old, tag: removed.append(old))
+    monkeypatch.setattr(compare, "trim_build_cache", lambda keep=None: None)
+    monkeypatch.setattr(compare, "docker", lambda *a, **k: rmi.append(a))
+
+    class Setup:
+        def wheels(self):
+            return contextlib.nullcontext()
+
+    out = compare.rebuild_times([BY_NAME["onnx_image"]], Setup())
+    assert set(out["onnx_image"]) == {"rebuild_app_seconds", "rebuild_model_seconds"}
+    assert len(removed) == 3  # warm-up, app edit, model change: each replaced image removed
+    assert ("rmi", "-f", "bert-classifier-scratch:onnx_image") in rmi  # and the last one at the end

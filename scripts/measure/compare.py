@@ -41,10 +41,12 @@ from scripts.images.build import (
     BuildError,
     build_all,
     build_image,
+    image_id,
     keep_images,
     missing_models,
     prepare,
     remove_image,
+    remove_replaced,
     trim_build_cache,
 )
 from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
@@ -184,8 +186,12 @@ def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None)
         ctx = scratch_context(Path(tmp), variants)
 
         def build(v: Variant) -> float:
-            return build_image(ctx / v.name / "Dockerfile", f"bert-classifier-scratch:{v.name}", setup,
-                               context=ctx, no_cache=False, label=v.name, quiet=True)
+            tag = f"bert-classifier-scratch:{v.name}"
+            old = image_id(tag)
+            seconds = build_image(ctx / v.name / "Dockerfile", tag, setup, context=ctx, no_cache=False,
+                                  label=v.name, quiet=True)
+            remove_replaced(old, tag)  # each rebuild moves the tag: the image before would linger untagged
+            return seconds
 
         try:
             for v in variants:
