@@ -108,6 +108,18 @@ def benchmark_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def evaluate_table() -> str:
+    """app/README.md: make evaluate's held-out accuracy of every form (results/evaluate.json)."""
+    models = _load("evaluate.json").get("models", {})
+    if not models:
+        return "(no results/evaluate.json: run make evaluate)\n"
+    first = next(iter(models.values()))["accuracy"]
+    lines = ["| model | backend | held-out accuracy | right | vs torch |", "|---|---|---|---|---|"]
+    lines += [f"| `{name}` | {m['backend']} | {m['accuracy']:.4f} | {m['right']}/{m['of']} | "
+              f"{m['accuracy'] - first:+.4f} |" for name, m in models.items()]
+    return "\n".join(lines) + "\n"
+
+
 SUMMARY_METRICS = ("size_bytes", "push_bytes", "fresh_node_seconds", "rebuild_app_seconds", "cold_start_seconds",
                    "idle_memory_bytes", "memory_load_peak_bytes", "p50_ms", "runs_as_root", "shell")
 
@@ -143,6 +155,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "memory": memory_table,
     "compare-summary": compare_summary,
     "benchmark": benchmark_table,
+    "evaluate": evaluate_table,
     **{f"figures-{v.name}": (lambda n=v.name: variant_figures(n)) for v in VARIANTS},
     **{f"diff-{v.name}": (lambda n=v.name: dockerfile_diff(n)) for v in VARIANTS if v.previous},
 }

@@ -3,7 +3,8 @@
     python -m scripts.model.evaluate_model                    # make evaluate
     python -m scripts.model.evaluate_model --model model-onnx-int8
 
-The held-out reviews were never trained on (scripts.model.model_assets.split).
+The held-out reviews were never trained on (scripts.model.model_assets.split). Writes
+results/evaluate.json when every form was scored (the docs quote it).
 """
 
 from __future__ import annotations
@@ -16,7 +17,7 @@ from pathlib import Path
 from app.backends import available_cpus, load_model
 from scripts.model.export_onnx import FORMS
 from scripts.model.model_assets import LABELS, ROOT, load_reviews, split
-from scripts.results import print_table
+from scripts.results import RESULTS, machine, print_table, save_json
 
 DEFAULT_FOLDERS = (ROOT / "model", *(ROOT / name for name in FORMS.values()))
 
@@ -35,16 +36,20 @@ def main(argv: list[str] | None = None) -> dict[str, float]:
     args = ap.parse_args(argv)
     folders = args.model or [f for f in DEFAULT_FOLDERS if f.exists()]
     _, held = split(load_reviews())
-    rows, scores = [], {}
+    rows, scores, records = [], {}, {}
     base = None
     for folder in folders:
         print(f"evaluating {folder.name} on {len(held)} held-out reviews ...", file=sys.stderr, flush=True)
         acc, right, seconds, backend = accuracy(folder, held)
         base = acc if base is None else base
         scores[folder.name] = acc
+        records[folder.name] = {"backend": backend, "accuracy": round(acc, 4), "right": right, "of": len(held),
+                                "seconds": round(seconds, 1)}
         rows.append([folder.name, backend, f"{acc:.4f}", f"{right}/{len(held)}", f"{acc - base:+.4f}",
                      f"{seconds:.0f}s"])
     print_table(["model", "backend", "held-out accuracy", "right", "vs first", "time"], rows)
+    if not args.model:
+        save_json(RESULTS / "evaluate.json", {"machine": machine(), "models": records})
     return scores
 
 
