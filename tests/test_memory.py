@@ -90,3 +90,17 @@ def test_the_service_answers_413_not_a_reset(tiny_classifier, tmp_path):
         tiny_classifier.memory = saved
     assert resp.status_code == 413
     assert resp.get_json()["status"] == 413 and "memory" in resp.get_json()["error"]
+
+
+def test_counting_then_predicting_tokenises_once(tiny_classifier, monkeypatch):
+    """The server counts tokens (MAX_TOKENS) and then predicts the same texts: the counts are reused."""
+    calls = []
+    original = tiny_classifier._token_counts
+    monkeypatch.setattr(tiny_classifier, "_token_counts", lambda texts: calls.append(list(texts)) or original(texts))
+    texts = ["a fine film", "a dull one"]
+    tiny_classifier.count_tokens(texts)
+    tiny_classifier.predict(texts)
+    assert calls == [texts]
+    tiny_classifier.predict(texts)  # no count before it: counted anew
+    tiny_classifier.predict(["other texts"])
+    assert calls == [texts, texts, ["other texts"]]

@@ -137,6 +137,7 @@ class BatchedClassifier:
 
     def __init__(self) -> None:
         self._forward_lock = threading.Lock()
+        self._counted = threading.local()  # the token counts of this thread's last count_tokens call
         self.memory = MemoryGuard()
 
     def describe(self) -> dict:
@@ -158,8 +159,7 @@ class BatchedClassifier:
         """
         if not texts:
             return []
-        with self._forward_lock:
-            lengths = self._token_counts(texts)
+        lengths = self._lengths(texts)
         batches = plan_batches(lengths, self.batch_size, self.batch_tokens)
         estimate = max(self.activation_bytes(len(idx), max(lengths[i] for i in idx)) for idx in batches)
         with self._forward_lock:
@@ -185,8 +185,18 @@ class BatchedClassifier:
         """Tokens the model would process for texts, each truncated to its limit (no padding)."""
         # Under the same lock as inference: transformers' fast tokenizer switches its padding
         # setting per call, so two threads using it at once break each other's batches.
+        lengths = self._lengths(texts)
+        self._counted.last = (list(texts), lengths)  # predict(texts) next, in this thread, reuses them
+        return sum(lengths)
+
+    def _lengths(self, texts: list[str]) -> list[int]:
+        """Token counts per text: the ones count_tokens just made in this thread for the same texts, else anew."""
+        last = getattr(self._counted, "last", None)
+        self._counted.last = None
+        if last is not None and last[0] == texts:
+            return last[1]
         with self._forward_lock:
-            return sum(self._token_counts(texts))
+            return self._token_counts(texts)
 
     def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
         """One forward pass; release: hand the memory it used back to the OS afterwards."""
