@@ -1,6 +1,7 @@
 # Entry points for the whole project. Every target installs what it needs itself.
 # Variables: VARIANTS="naive_image slim_image" (default: all six), FLAVOR=cpu|cuda, PLATFORM=linux/arm64,
-# BASES=auto|official|local, WHEELHOUSE=auto|on|off, VARIANT=<name> or IMAGE=<ref> for diagnose, GPU=1 for smoke.
+# BASES=auto|official|local, WHEELHOUSE=auto|on|off, GPU=1 for smoke; for diagnose VARIANT=<name> or IMAGE=<ref>,
+# BASELINE=<image or .json>, PROBE='POST /classify {"text": "hi"} | GET /healthz', FAIL_ABOVE=500MB, MAX_GROWTH=5.
 
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
@@ -73,8 +74,11 @@ gpu-pack: $(MODEL_STAMP)  ## pack what the GPU check needs and a GPU machine lac
 gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no venv): results/gpu.json
 	python3 -m scripts.measure.gpu_check check
 
-diagnose: $(VENV_STAMP)  ## where the bytes are (tables + treemap): VARIANT=<name> or IMAGE=<ref>
-	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image $(IMAGE),--variant $(or $(VARIANT),naive_image))
+diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH=]
+	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \
+	    $(if $(BASELINE),--baseline '$(BASELINE)') $(if $(PROBE),--probe '$(PROBE)') \
+	    $(if $(FAIL_ABOVE),--fail-above '$(FAIL_ABOVE)') $(if $(MAX_GROWTH),--max-growth '$(MAX_GROWTH)') \
+	    $(if $(NO_TRACE),--no-trace)
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 	.venv/bin/ruff check app scripts tests

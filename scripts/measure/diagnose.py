@@ -1,9 +1,18 @@
-"""Where are the bytes? (`make diagnose VARIANT=<name>` or `IMAGE=<ref>`)
+"""Where are the bytes, and what to change? (`make diagnose VARIANT=<name>` or `IMAGE=<ref>`)
 
-Reads the image itself (`docker save`) and prints a `docker history`-style
-table, the largest directories, bytes per Python distribution and per OS
-package, and wasted space (our figure beside dive's, see scripts/measure/image_layers.py);
-then runs dive in CI mode with the variant's rules (<variant>/.dive-ci).
+Reads the image itself (`docker save`) and prints a `docker history`-style table, the largest
+directories, bytes per Python distribution and per OS package, and wasted space (our figure
+beside dive's, see scripts/measure/image_layers.py); runs dive in CI mode with the variant's
+rules (<variant>/.dive-ci); traces the service in a throw-away container
+(scripts/measure/trace.py) and ends with the findings of scripts/measure/advisor.py: what to
+change, ranked by the bytes (and seconds) each change saves.
+
+    --baseline IMAGE|FILE.json   what changed against another image (or an earlier report)
+    --fail-above BYTES           exit 3 when more than BYTES are addressable (a CI gate)
+    --max-growth PCT             with --baseline: exit 3 when the image grew by more than PCT %
+
+Writes results/diagnose/<name>.json (schema: docs/diagnose.md), <name>.md (the findings as
+Markdown, for a pull request), and the treemap and composition pictures.
 """
 
 from __future__ import annotations
@@ -18,24 +27,44 @@ import subprocess
 import sys
 import tempfile
 from collections.abc import Iterator
+from dataclasses import dataclass
 from pathlib import Path
 
 from docker.errors import ImageNotFound
 
-from scripts.infra.engine import EngineError, ensure_engine, sdk
+from scripts.infra import bases
+from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.measure.advice_report import compare_reports, gate, markdown, print_comparison, print_findings
+from scripts.measure.advisor import Evidence, Reference, advise
 from scripts.measure.composition import composition, file_categories, stacked_chart, treemap
 from scripts.measure.image_layers import (
+    Analysis,
     SavedImage,
     analyze,
+    debian_release,
     dive_style_waste,
     instruction,
     largest_dirs,
     os_packages,
+    os_release,
     python_distributions,
     read_saved,
 )
-from scripts.results import RESULTS, human_bytes, print_table, save_json
-from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env
+from scripts.measure.trace import (
+    SERVICE_REQUESTS,
+    ProbeRequest,
+    Trace,
+    bytecode_seconds,
+    parse_requests,
+    stdlib_without_bytecode,
+    trace_image,
+)
+from scripts.results import RESULTS, human_bytes, load_json, print_table, save_json
+from scripts.variants import BY_NAME, FLAVORS, IMAGE_REPO, ROOT, Variant, flavor_from_env
+
+REFERENCE_CACHE = ROOT / ".cache" / "diagnose-references"
+# The bases the advisor measures an image against (scripts/infra/bases.py names them, official and stand-in).
+REFERENCE_BASES = {"slim": ("PYTHON_SLIM_IMAGE",), "distroless": ("DISTROLESS_IMAGE", "DISTROLESS13_IMAGE")}
 
 DIVE = shutil.which("dive", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
 
@@ -86,9 +115,17 @@ def dive_report(archive: Path, rules: Path | None) -> dict:
     return out
 
 
-def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = True,
-                  treemap_path: Path | None = None) -> tuple[dict, SavedImage]:
-    """Everything make diagnose reports; also draws the treemap when treemap_path is given."""
+@dataclass
+class Examined:
+    report: dict
+    saved: SavedImage
+    analysis: Analysis
+    dist_of: dict[str, str]
+
+
+def examine(image: str, variant: Variant | None = None, with_dive: bool = True,
+            treemap_path: Path | None = None) -> Examined:
+    """Everything make diagnose reports about the bytes; also draws the treemap when treemap_path is given."""
     with saved_image(image) as archive:
         saved = read_saved(archive)
         dive = dive_report(archive, variant.dockerfile.parent / ".dive-ci" if variant else None) if with_dive else {}
@@ -98,23 +135,107 @@ def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = 
     categories, dist_of = file_categories(saved, analysis)
     report = {
         "image": image,
-        "layers": [{"size_bytes": layer.size, "created_by": layer.created_by} for layer in saved.layers],
+        "layers": [{"size_bytes": layer.size, "created_by": layer.created_by,
+                    "instruction": instruction(layer.created_by)} for layer in saved.layers],
         "total_bytes": analysis.total_bytes,
         "final_bytes": analysis.final_bytes,
         "largest_dirs": largest_dirs(final),
         "python_distributions": python_distributions(saved, final),
         "os_packages": len(pkgs),
-        "os_package_sizes": pkgs[:25],
+        "os_package_sizes": pkgs,
         "wasted_bytes": analysis.wasted_bytes,
         "wasted_files": sorted(analysis.wasted, key=lambda w: -w[1])[:25],
         "dive_style_wasted_bytes": dive_style_waste(saved.layers),
         "dive": dive,
         "user": saved.config.get("config", {}).get("User", "") or "root",
+        "os_release": {k: v for k, v in os_release(saved).items() if k in ("ID", "VERSION_CODENAME", "PRETTY_NAME")},
+        "debian_release": debian_release(saved),
         "composition": composition(analysis, categories, dist_of),
     }
     if treemap_path is not None:
         treemap(categories, final, treemap_path, f"{image}: {human_bytes(analysis.total_bytes)}, where the bytes are")
-    return report, saved
+    return Examined(report, saved, analysis, dist_of)
+
+
+def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = True,
+                  treemap_path: Path | None = None) -> tuple[dict, SavedImage]:
+    """(report, saved image): the byte accounting only, as make compare uses it."""
+    examined = examine(image, variant, with_dive, treemap_path)
+    return examined.report, examined.saved
+
+
+def reference(ref: str) -> tuple[str, set[str]] | None:
+    """(Debian release, installed package names) of a base image in this engine; None when it is absent."""
+    try:
+        found = sdk().images.get(ref)
+    except ImageNotFound:
+        return None
+    cached = REFERENCE_CACHE / f"{found.id.replace(':', '-')}.json"
+    if cached.exists():
+        data = json.loads(cached.read_text())
+        return data["release"], set(data["packages"])
+    with saved_image(ref) as archive:
+        saved = read_saved(archive)
+    release = debian_release(saved)
+    names = sorted({name for name, _, _ in os_packages(saved, analyze(saved.layers).final)})
+    REFERENCE_CACHE.mkdir(parents=True, exist_ok=True)
+    cached.write_text(json.dumps({"image": ref, "release": release, "packages": names}))
+    return release, set(names)
+
+
+def references(release: str) -> list[Reference]:
+    """The slim and distroless bases of the image's own Debian release that this engine holds."""
+    if not release:
+        return []
+    by_arg = {b.arg: b for b in bases.BASES}
+    out = []
+    for name, args in REFERENCE_BASES.items():
+        for ref in (r for arg in args for r in (by_arg[arg].official, by_arg[arg].local)):
+            found = reference(ref)
+            if found and found[0] == release:
+                out.append(Reference(name, ref, found[1]))
+                break
+    return out
+
+
+def onnx_reference() -> dict | None:
+    """This repository's measured onnx_image and torch model, for the torch-for-onnx estimate."""
+    variants = load_json(RESULTS / "compare.json").get("variants", {})
+    onnx = variants.get("onnx_image", {}).get("composition", {}).get("categories")
+    torch = next((v["composition"]["categories"] for v in variants.values()
+                  if v.get("composition", {}).get("categories", {}).get("torch")), None)
+    if not onnx or not torch:
+        return None
+    return {"onnxruntime_bytes": onnx["onnxruntime"], "onnx_model_bytes": onnx["model"],
+            "torch_model_bytes": torch["model"]}
+
+
+def run_trace(image: str, requests: list[ProbeRequest], examined: Examined) -> tuple[Trace, dict | None]:
+    """The run-time trace, and the stdlib bytecode measurement when the trace found bytecode missing."""
+    print(f"[diagnose] tracing {image}: its own entrypoint in a throw-away container, "
+          f"{len(requests)} request(s) ...", file=sys.stderr, flush=True)
+    trace = trace_image(image, requests, log=lambda m: print(m, file=sys.stderr, flush=True))
+    if not trace.ok:
+        print(f"[diagnose] no trace: {trace.reason}", file=sys.stderr)
+        return trace, None
+    imported, missing = stdlib_without_bytecode(trace, examined.analysis.final)
+    if not missing:
+        return trace, None
+    print(f"[diagnose] {len(missing)} stdlib modules the service imports have no bytecode: timing their import "
+          "with and without it ...", file=sys.stderr, flush=True)
+    try:
+        timed = bytecode_seconds(image, trace.executable, missing)
+    except EngineError as exc:
+        print(f"[diagnose] bytecode timing failed: {exc}", file=sys.stderr)
+        return trace, None
+    return trace, {**timed, "missing": len(missing), "imported": len(imported), "stdlib": "/" + trace.stdlib}
+
+
+def advise_image(examined: Examined, trace: Trace | None, bytecode: dict | None) -> dict:
+    evidence = Evidence(examined.saved, examined.analysis, examined.dist_of, trace=trace,
+                        references=references(examined.report["debian_release"]),
+                        onnx_reference=onnx_reference(), bytecode=bytecode)
+    return advise(evidence).to_json()
 
 
 def print_report(r: dict) -> None:
@@ -158,6 +279,22 @@ def print_report(r: dict) -> None:
                 print(f"  {line.strip()}")
 
 
+def load_baseline(spec: str, requests: list[ProbeRequest] | None, with_dive: bool) -> dict:
+    """An earlier report (a .json file) or a fresh one of another image, advice included."""
+    path = Path(spec)
+    if spec.endswith(".json"):
+        if not path.is_file():
+            raise EngineError(f"no baseline report {spec} (make diagnose writes them to results/diagnose/)")
+        baseline = load_json(path)
+        if "advice" not in baseline:
+            raise EngineError(f"{spec} has no findings: write it again with this version of make diagnose")
+        return baseline
+    examined = examine(spec, with_dive=with_dive)
+    trace, bytecode = run_trace(spec, requests, examined) if requests is not None else (None, None)
+    examined.report["advice"] = advise_image(examined, trace, bytecode)
+    return examined.report
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = ap.add_mutually_exclusive_group()
@@ -165,7 +302,17 @@ def main(argv: list[str] | None = None) -> int:
     group.add_argument("--image")
     ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--no-dive", action="store_true")
+    ap.add_argument("--no-trace", action="store_true", help="leave out the run-time trace (and the rules that need it)")
+    ap.add_argument("--probe", default="", help='requests for the trace: \'POST /classify {"text": "hi"} | GET /\'')
+    ap.add_argument("--baseline", default="", help="an image, or a results/diagnose/*.json, to compare against")
+    ap.add_argument("--fail-above", type=_byte_count, default=None, metavar="BYTES",
+                    help="exit 3 when more bytes than this are addressable (500MB, 1.2GB and 123456 are understood)")
+    ap.add_argument("--max-growth", type=float, default=None, metavar="PCT",
+                    help="with --baseline: exit 3 when the image grew by more than PCT %%")
     args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()  # a stopped run still removes its trace container
+    if args.max_growth is not None and not args.baseline:
+        ap.error("--max-growth needs --baseline (an image or a results/diagnose/*.json)")
     variant = BY_NAME.get(args.variant or ("" if args.image else "naive_image"))
     if variant is not None:
         if not variant.supports(args.flavor):
@@ -173,25 +320,60 @@ def main(argv: list[str] | None = None) -> int:
             return 2
         variant = variant.with_flavor(args.flavor)
     image = args.image or variant.image
+    try:
+        ours = variant is not None or image.startswith(f"{IMAGE_REPO}:")
+        requests = None if args.no_trace else (
+            parse_requests(args.probe) if args.probe.strip() else parse_requests(" | ".join(SERVICE_REQUESTS))
+            if ours else [ProbeRequest("GET", "/")])
+    except ValueError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     name = variant.image.split(":", 1)[1] if variant else image.replace("/", "_").replace(":", "_")
     picture = RESULTS / "diagnose" / f"{name}-treemap.png"
     try:
         ensure_engine()
-        report, _ = analyze_image(image, variant, with_dive=not args.no_dive, treemap_path=picture)
+        examined = examine(image, variant, with_dive=not args.no_dive, treemap_path=picture)
+        trace, bytecode = run_trace(image, requests, examined) if requests is not None else (None, None)
+        report = examined.report
+        report["trace"] = trace.to_json() if trace is not None else {"ok": False, "reason": "--no-trace"}
+        report["advice"] = advise_image(examined, trace, bytecode)
+        baseline = load_baseline(args.baseline, requests, not args.no_dive) if args.baseline else None
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
+    diff = compare_reports(baseline, report) if baseline else None
+    if diff:
+        report["baseline"] = diff
     print_report(report)
+    print_findings(report)
+    if diff:
+        print_comparison(diff, image)
     save_json(RESULTS / "diagnose" / f"{name}.json", report)
+    (RESULTS / "diagnose" / f"{name}.md").write_text(markdown(report, diff))
     bar = stacked_chart({name: report["composition"]}, RESULTS / "diagnose" / f"{name}-composition.png",
                         f"{image}: where the bytes are")
-    print(f"\npictures: {picture.relative_to(RESULTS.parent)} (treemap of the final filesystem), "
+    print(f"\nreports: results/diagnose/{name}.json, results/diagnose/{name}.md (Markdown, for a pull request)")
+    print(f"pictures: {picture.relative_to(RESULTS.parent)} (treemap of the final filesystem), "
           f"{bar.relative_to(RESULTS.parent)} (composition)")
+    failed = gate(report, args.fail_above, diff, args.max_growth)
+    for reason in failed:
+        print(f"\nGATE FAILED: {reason}", file=sys.stderr)
+    if failed:
+        return 3
     expected_ok = variant is None or variant.name != "naive_image"
     if variant and report["dive"].get("ci_passed") is not None and report["dive"]["ci_passed"] != expected_ok:
         print(f"\nunexpected dive CI verdict for {variant.name}", file=sys.stderr)
         return 1
     return 0
+
+
+def _byte_count(text: str) -> int:
+    """'500MB' -> 500_000_000 (decimal units, as the reports print them); plain numbers are bytes."""
+    match = re.fullmatch(r"\s*([0-9.]+)\s*([KMG]?B?)\s*", text.upper())
+    if not match:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a size (e.g. 500MB, 1.2GB, 123456)")
+    scale = {"": 1, "B": 1, "K": 1e3, "KB": 1e3, "M": 1e6, "MB": 1e6, "G": 1e9, "GB": 1e9}[match.group(2)]
+    return int(float(match.group(1)) * scale)
 
 
 if __name__ == "__main__":

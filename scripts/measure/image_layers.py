@@ -27,7 +27,7 @@ WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 # Text files read out of the layers for attribution (Python distributions, OS packages).
 CAPTURE_SUFFIXES = (".dist-info/RECORD", ".dist-info/METADATA")
-CAPTURE_PREFIXES = ("var/lib/dpkg/status", "var/lib/dpkg/info/")
+CAPTURE_PREFIXES = ("var/lib/dpkg/status", "var/lib/dpkg/info/", "etc/os-release", "usr/lib/os-release")
 
 
 @dataclass(frozen=True)
@@ -52,6 +52,7 @@ class Analysis:
     wasted_bytes: int
     wasted: list[tuple[str, int, int, str]]  # (path, bytes, layer index, how it was hidden)
     layer_sizes: list[int]
+    origin: dict[str, int] = field(default_factory=dict)  # path -> index of the layer its surviving copy is in
 
     @property
     def total_bytes(self) -> int:
@@ -117,7 +118,8 @@ def analyze(layers: list[Layer]) -> Analysis:
                         wasted.append((entry.path, old_entry.size, old_index, f"overwritten in layer {index}"))
             add(entry.path, entry, index)
     final = {p: e for p, (e, _) in view.items()}
-    return Analysis(final, sum(w[1] for w in wasted), wasted, [layer.size for layer in layers])
+    origin = {p: i for p, (_, i) in view.items()}
+    return Analysis(final, sum(w[1] for w in wasted), wasted, [layer.size for layer in layers], origin)
 
 
 def dive_style_waste(layers: list[Layer]) -> int:
@@ -220,6 +222,8 @@ def distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, 
         if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
             continue
         site = posixpath.dirname(posixpath.dirname(record_path))
+        if not re.search(r"(^|/)(site|dist)-packages$", site):
+            continue  # vendored inside another package (setuptools/_vendor): that package's RECORD lists it
         name = posixpath.basename(posixpath.dirname(record_path)).removesuffix(".dist-info").rsplit("-", 1)[0]
         version = re.search(r"python3\.(\d+)", site)
         cache_tag = f".cpython-3{version.group(1) if version else '11'}.pyc"
@@ -245,33 +249,73 @@ def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tup
     return sorted(results, key=lambda x: -x[1])
 
 
+def os_package_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
+    """Installed Debian package -> the surviving files its dpkg list names (packages with a list only)."""
+    owned: dict[str, set[str]] = {}
+    for stanza in saved.captured.get("var/lib/dpkg/status", "").split("\n\n"):
+        fields = _fields(stanza)
+        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
+            name, arch = fields["Package"], fields.get("Architecture", "")
+            listing = (saved.captured.get(f"var/lib/dpkg/info/{name}:{arch}.list")
+                       or saved.captured.get(f"var/lib/dpkg/info/{name}.list"))
+            if listing is not None:
+                owned[name] = {p for p in {normalize(x) for x in listing.splitlines() if x}
+                               if p in final and final[p].kind == "file"}
+    return owned
+
+
 def os_packages(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, str]]:
     """(package, bytes, how measured) for each installed Debian package.
 
     dpkg file lists give the bytes actually present; distroless-style status.d entries
-    have no file list, so their declared Installed-Size is used instead.
+    and packages without a list have no file list, so their declared Installed-Size is used instead.
     """
-    packages: list[tuple[str, int, str]] = []
-    status = saved.captured.get("var/lib/dpkg/status", "")
-    for stanza in status.split("\n\n"):
+    files = os_package_files(saved, final)
+    packages = [(name, sum(final[p].size for p in paths), "files") for name, paths in files.items()]
+    for stanza in saved.captured.get("var/lib/dpkg/status", "").split("\n\n"):
         fields = _fields(stanza)
-        if fields.get("Status", "").endswith(" installed") and "Package" in fields:
-            name = fields["Package"]
-            arch = fields.get("Architecture", "")
-            listing = (saved.captured.get(f"var/lib/dpkg/info/{name}:{arch}.list")
-                       or saved.captured.get(f"var/lib/dpkg/info/{name}.list"))
-            if listing is not None:
-                size = sum(final[p].size for p in {normalize(x) for x in listing.splitlines() if x}
-                           if p in final and final[p].kind == "file")
-                packages.append((name, size, "files"))
-            else:
-                packages.append((name, int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
+        name = fields.get("Package", "")
+        if fields.get("Status", "").endswith(" installed") and name and name not in files:
+            packages.append((name, int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
     for path, text in saved.captured.items():
         if path.startswith("var/lib/dpkg/status.d/") and path in final and "." not in posixpath.basename(path):
             fields = _fields(text)
             if "Package" in fields:
                 packages.append((fields["Package"], int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
     return sorted(packages, key=lambda x: -x[1])
+
+
+def os_release(saved: SavedImage) -> dict[str, str]:
+    """The image's /etc/os-release fields (ID, VERSION_CODENAME ...); {} when it has none."""
+    text = saved.captured.get("etc/os-release") or saved.captured.get("usr/lib/os-release") or ""
+    out = {}
+    for line in text.splitlines():
+        if "=" in line:
+            key, value = line.split("=", 1)
+            out[key.strip()] = value.strip().strip('"')
+    return out
+
+
+GLIBC_RELEASE = {"2.31": "11", "2.36": "12", "2.41": "13"}  # glibc upstream version -> Debian release
+
+
+def debian_release(saved: SavedImage) -> str:
+    """The Debian release an image is built from ("12", "13"), or "" when it is not Debian's.
+
+    From os-release where it says so; distroless images may have none, so libc6's version decides.
+    """
+    release = os_release(saved)
+    if release.get("ID") == "debian" and release.get("VERSION_ID"):
+        return release["VERSION_ID"]
+    stanzas = saved.captured.get("var/lib/dpkg/status", "").split("\n\n")
+    stanzas += [t for p, t in saved.captured.items() if p.startswith("var/lib/dpkg/status.d/")]
+    for stanza in stanzas:
+        fields = _fields(stanza)
+        if fields.get("Package") == "libc6":
+            version = fields.get("Version", "")
+            match = re.search(r"deb(\d+)u", version)
+            return match.group(1) if match else GLIBC_RELEASE.get(".".join(version.split("-")[0].split(".")[:2]), "")
+    return ""
 
 
 def _fields(stanza: str) -> dict[str, str]:

@@ -10,7 +10,9 @@ import pytest
 
 from scripts.images.build import build_all, prepare
 from scripts.images.smoke import smoke_variant
-from scripts.variants import VARIANTS
+from scripts.measure.diagnose import advise_image, examine, run_trace
+from scripts.measure.trace import SERVICE_REQUESTS, parse_requests, trace_image
+from scripts.variants import BY_NAME, VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3
 
@@ -38,3 +40,25 @@ def test_smoke(built, variant):
     assert not result["failures"], "; ".join(result["failures"])
     assert result["runs_as_root"] == (not variant.non_root)
     assert result["exit_code"] == 0 and result["stop_seconds"] < 10
+
+
+@pytest.mark.parametrize("variant", VARIANTS, ids=[v.name for v in VARIANTS])
+def test_trace_sees_the_service(built, variant):
+    """make diagnose's run-time trace attaches to every image (distroless and non-root included)."""
+    trace = trace_image(variant.image, parse_requests(" | ".join(SERVICE_REQUESTS)))
+    assert trace.ok, trace.reason
+    assert trace.processes >= 2  # gunicorn's arbiter and its worker
+    assert all(0 < status < 500 for _, status in trace.answers), trace.answers
+    assert "app.server" in trace.modules or "app" in trace.modules
+
+
+def test_onnx_image_findings_are_right(built):
+    """Checked against what onnx_image is: nothing it runs on is called unused, and nothing is certain waste."""
+    onnx = BY_NAME["onnx_image"]
+    examined = examine(onnx.image, onnx, with_dive=False)
+    trace, bytecode = run_trace(onnx.image, parse_requests(" | ".join(SERVICE_REQUESTS)), examined)
+    advice = advise_image(examined, trace, bytecode)
+    never = {name for name, _ in advice["distributions_never_imported"]}
+    assert not never & {"onnxruntime", "numpy", "tokenizers", "flask", "gunicorn", "werkzeug"}, never
+    assert [f["rule"] for f in advice["findings"] if f["confidence"] == "certain" and f["bytes"]] == []
+    assert "torch-for-onnx" not in {f["rule"] for f in advice["findings"]}

@@ -1,0 +1,296 @@
+"""Run an image's own service in a throw-away container and record what its Python processes use.
+
+    trace_image(image, requests) -> Trace: modules imported, files mapped, requests answered
+
+The image is never changed: the container is created from it as it is (its entrypoint, command,
+user and environment), scripts/measure/trace_probe.py is copied into that container's own layer
+as /.diagnose-probe/sitecustomize.py (`docker cp` works on a created container, so no shell is
+needed and distroless images trace like any other), and /.diagnose-probe goes first on
+PYTHONPATH. The service is then sent the requests given (PROBE='POST /classify {"text": "hi"}',
+several separated by `|`; default GET / on the exposed port), the probe's files are copied out
+and the container is removed. Where there is no Python, or nothing was recorded, the Trace says
+why and the advisor leaves the rules that need it out.
+"""
+
+from __future__ import annotations
+
+import io
+import json
+import re
+import tarfile
+import time
+import urllib.error
+import urllib.request
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from docker.errors import DockerException, NotFound
+
+from scripts.infra.engine import PROJECT_LABEL, EngineError, sdk
+
+PROBE_DIR = "/.diagnose-probe"
+PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
+READY_TIMEOUT_S = 300  # the first answer of a large torch image on a slow machine
+SETTLE_S = 1.5  # three probe intervals after the last answer, so every process has written
+# What this repository's service is sent (the smoke test's requests: every route and both batch forms).
+SERVICE_REQUESTS = (
+    "GET /healthz",
+    "GET /readyz",
+    'POST /classify {"text": "I love this movie, the acting is wonderful."}',
+    'POST /classify {"texts": ["A dull, lifeless mess.", "' + "a long and rather wonderful film " * 60 + '"]}',
+    "GET /openapi.json",
+    "GET /",
+)
+
+
+@dataclass(frozen=True)
+class ProbeRequest:
+    method: str
+    path: str
+    body: bytes | None = None
+
+    def __str__(self) -> str:
+        return f"{self.method} {self.path}" + (f" ({len(self.body)} bytes)" if self.body else "")
+
+
+@dataclass
+class Trace:
+    ok: bool
+    reason: str = ""  # why not, when not ok
+    processes: int = 0
+    modules: set[str] = field(default_factory=set)
+    module_files: set[str] = field(default_factory=set)  # paths without the leading "/" (as the layers name them)
+    mapped: set[str] = field(default_factory=set)
+    python: str = ""  # "3.11"
+    executable: str = ""  # the interpreter the service runs on
+    stdlib: str = ""
+    answers: list[tuple[str, int]] = field(default_factory=list)  # (request, HTTP status or 0: no answer)
+
+    @property
+    def used(self) -> set[str]:
+        return self.module_files | self.mapped
+
+    def to_json(self) -> dict:
+        return {"ok": self.ok, "reason": self.reason, "processes": self.processes, "python": self.python,
+                "modules_imported": len(self.modules), "files_mapped": len(self.mapped),
+                "requests": [{"request": r, "status": s} for r, s in self.answers]}
+
+
+def parse_requests(text: str) -> list[ProbeRequest]:
+    """'POST /classify {"text": "a|b"} | GET /healthz' -> requests; `|` inside JSON does not split."""
+    parts, depth, quoted, escaped, current = [], 0, False, False, []
+    for ch in text:
+        if quoted:
+            if escaped:
+                escaped = False
+            elif ch == "\\":
+                escaped = True
+            elif ch == '"':
+                quoted = False
+        elif ch == '"':
+            quoted = True
+        elif ch in "{[":
+            depth += 1
+        elif ch in "}]":
+            depth -= 1
+        elif ch == "|" and depth == 0:
+            parts.append("".join(current))
+            current = []
+            continue
+        current.append(ch)
+    parts.append("".join(current))
+    requests = []
+    for part in (p.strip() for p in parts):
+        if not part:
+            continue
+        match = re.match(r"^([A-Z]+)\s+(/\S*)\s*(.*)$", part, flags=re.S)
+        if not match:
+            raise ValueError(f"PROBE entry {part!r}: expected 'METHOD /path [JSON body]', e.g. 'GET /healthz'")
+        body = match.group(3).strip()
+        if body:
+            try:
+                json.loads(body)
+            except ValueError as exc:
+                raise ValueError(f"PROBE entry {part!r}: the body is not JSON ({exc})") from None
+        requests.append(ProbeRequest(match.group(1), match.group(2), body.encode() if body else None))
+    return requests
+
+
+def _send(base: str, request: ProbeRequest, timeout: float = 30) -> int:
+    req = urllib.request.Request(base + request.path, data=request.body, method=request.method,
+                                 headers={"content-type": "application/json"} if request.body else {})
+    try:
+        with urllib.request.urlopen(req, timeout=timeout) as resp:
+            resp.read()
+            return resp.status
+    except urllib.error.HTTPError as exc:
+        return exc.code
+
+
+def _probe_archive() -> bytes:
+    """/.diagnose-probe/sitecustomize.py (read-only) and out/ (writable by any user) as a tar."""
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, mode in ((PROBE_DIR.lstrip("/"), 0o755), (f"{PROBE_DIR.lstrip('/')}/out", 0o1777)):
+            info = tarfile.TarInfo(name)
+            info.type, info.mode, info.mtime = tarfile.DIRTYPE, mode, int(time.time())
+            tar.addfile(info)
+        data = PROBE_SOURCE.read_bytes()
+        info = tarfile.TarInfo(f"{PROBE_DIR.lstrip('/')}/sitecustomize.py")
+        info.size, info.mode, info.mtime = len(data), 0o444, int(time.time())
+        tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def _read_out(container) -> list[dict]:
+    stream, _ = container.get_archive(f"{PROBE_DIR}/out")
+    with tarfile.open(fileobj=io.BytesIO(b"".join(stream))) as tar:
+        found = []
+        for member in tar.getmembers():
+            if member.isfile() and member.name.endswith(".json"):
+                try:
+                    found.append(json.loads(tar.extractfile(member).read()))
+                except ValueError:
+                    pass  # a write cut short by the stop: the earlier snapshots of that process are lost too
+        return found
+
+
+def _port(config: dict) -> str | None:
+    ports = sorted(p for p in (config.get("ExposedPorts") or {}) if p.endswith("/tcp"))
+    return ports[0] if ports else None
+
+
+def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None) -> Trace:
+    """Start the image's service with the probe, send the requests, return what it used."""
+    client = sdk()
+    config = client.images.get(image).attrs.get("Config") or {}
+    env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
+    python_path = ":".join(p for p in (PROBE_DIR, env.get("PYTHONPATH", "")) if p)
+    port = _port(config)
+    container = None
+    try:
+        container = client.containers.create(
+            image, detach=True, labels={PROJECT_LABEL: "scripts.measure.trace"},
+            environment={**(environment or {}), "PYTHONPATH": python_path, "DIAGNOSE_PROBE_OUT": f"{PROBE_DIR}/out"},
+            ports={port: ("127.0.0.1", None)} if port else {})
+        if not container.put_archive("/", _probe_archive()):
+            return Trace(False, "the probe could not be copied into the container")
+        container.start()
+        answers: list[tuple[str, int]] = []
+        if port and requests:
+            container.reload()
+            base = f"http://127.0.0.1:{container.ports[port][0]['HostPort']}"
+            answers = _exercise(container, base, requests, log)
+        else:
+            log(f"[trace] {image} exposes no TCP port: recording its start-up only")
+            time.sleep(5)
+        time.sleep(SETTLE_S)
+        container.stop(timeout=10)
+        snapshots = _read_out(container)
+    except (DockerException, OSError, EngineError) as exc:
+        return Trace(False, f"the trace failed: {exc}")
+    finally:
+        if container is not None:
+            try:
+                container.remove(force=True)
+            except NotFound:
+                pass
+    if not snapshots:
+        return Trace(False, "no Python process of the service loaded the probe (not a Python service, "
+                            "or one started with -S/-I, which skips sitecustomize)", answers=answers)
+    trace = Trace(True, processes=len(snapshots), answers=answers, python=snapshots[0].get("python", ""),
+                  executable=snapshots[0].get("executable", ""),
+                  stdlib=snapshots[0].get("stdlib", "").lstrip("/"))
+    for snap in snapshots:
+        trace.modules.update(snap.get("modules", ()))
+        trace.module_files.update(p.lstrip("/") for p in snap.get("module_files", ()))
+        trace.mapped.update(p.lstrip("/") for p in snap.get("mapped", ()))
+    trace.module_files = {p for p in trace.module_files if not p.startswith(PROBE_DIR.lstrip("/"))}
+    return trace
+
+
+def _exercise(container, base: str, requests: list[ProbeRequest], log) -> list[tuple[str, int]]:
+    """Wait for the first request to get an answer below 500 (the service is up), then send them all."""
+    started = time.monotonic()
+    log(f"[trace] waiting for {requests[0]} to answer (up to {READY_TIMEOUT_S} s) ...")
+    while True:
+        try:
+            if _send(base, requests[0], timeout=5) < 500:
+                break
+        except OSError:
+            pass
+        container.reload()
+        if container.status != "running":
+            raise EngineError(f"the service exited during the trace; its log ends:\n"
+                              f"{container.logs(tail=20).decode(errors='replace')}")
+        if time.monotonic() - started > READY_TIMEOUT_S:
+            raise EngineError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s")
+        time.sleep(0.25)
+    answers = []
+    for request in requests:
+        try:
+            answers.append((str(request), _send(base, request)))
+        except OSError:
+            answers.append((str(request), 0))
+    log(f"[trace] answered in {time.monotonic() - started:.1f} s: "
+        + ", ".join(f"{r} -> {s or 'no answer'}" for r, s in answers))
+    return answers
+
+
+# Runs inside the image, with its own interpreter: the cost of importing the given stdlib modules
+# without their bytecode (-B: compile, write nothing, as a read-only root does) and with it.
+BYTECODE_TIMER = r"""
+import json, os, statistics, subprocess, sys, tempfile, time
+mods = json.loads(sys.argv[1])
+code = ("import importlib\nfor m in %r:\n    try:\n        importlib.import_module(m)\n"
+        "    except Exception:\n        pass" % mods)
+env = {k: v for k, v in os.environ.items() if k not in ("PYTHONDONTWRITEBYTECODE", "PYTHONPYCACHEPREFIX", "PYTHONPATH")}
+prefix = tempfile.mkdtemp()
+def run(*flags, **extra):
+    t = time.perf_counter()
+    subprocess.run([sys.executable, *flags, "-c", code], env={**env, **extra}, check=False,
+                   stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    return time.perf_counter() - t
+cold = [run("-B") for _ in range(5)]
+run(PYTHONPYCACHEPREFIX=prefix)
+warm = [run(PYTHONPYCACHEPREFIX=prefix) for _ in range(5)]
+size = sum(os.path.getsize(os.path.join(d, f)) for d, _, fs in os.walk(prefix) for f in fs)
+print(json.dumps({"cold_s": statistics.median(cold), "warm_s": statistics.median(warm), "runs": 5, "pyc_bytes": size}))
+"""
+
+
+def stdlib_without_bytecode(trace: Trace, final: dict) -> tuple[list[str], list[str]]:
+    """(stdlib modules the trace imported, those of them without a .pyc in the image)."""
+    if not trace.ok or not trace.stdlib or not trace.python:
+        return [], []
+    tag = "cpython-" + trace.python.replace(".", "")
+    root = trace.stdlib.rstrip("/") + "/"
+    imported, missing = [], []
+    for path in sorted(trace.module_files):
+        if not path.startswith(root) or "site-packages/" in path or "dist-packages/" in path:
+            continue
+        rel = path[len(root):]
+        if path.endswith(".py"):
+            name = rel[:-3].replace("/", ".").removesuffix(".__init__")
+            if name.startswith(("lib-dynload", "test.")) or name in ("this", "antigravity"):
+                continue
+            imported.append(name)
+            folder, base = path.rsplit("/", 1)
+            if f"{folder}/__pycache__/{base[:-3]}.{tag}.pyc" not in final:
+                missing.append(name)
+    return imported, missing
+
+
+def bytecode_seconds(image: str, python: str, modules: list[str], timeout: float = 180) -> dict:
+    """Run BYTECODE_TIMER in a throw-away container of the image: {"cold_s", "warm_s", "runs", "pyc_bytes"}."""
+    container = sdk().containers.create(image, entrypoint=[python], command=["-c", BYTECODE_TIMER, json.dumps(modules)],
+                                        labels={PROJECT_LABEL: "scripts.measure.trace"})
+    try:
+        container.start()
+        result = container.wait(timeout=timeout)
+        output = container.logs(stdout=True, stderr=False).decode(errors="replace").strip().splitlines()
+        if result.get("StatusCode") != 0 or not output:
+            raise EngineError(f"the bytecode timer failed: {container.logs(tail=5).decode(errors='replace')}")
+        return json.loads(output[-1])
+    finally:
+        container.remove(force=True)
