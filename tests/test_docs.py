@@ -61,7 +61,7 @@ def test_generated_figures_are_current():
     assert docs.stale() == []
 
 
-@pytest.mark.parametrize("block", ["memory", "figures-slim_image", "compare-summary"])
+@pytest.mark.parametrize("block", ["memory", "figures-slim_image", "compare-summary", "composition"])
 def test_an_edited_figure_is_stale(tmp_path, monkeypatch, block):
     page = tmp_path / "README.md"
     current = docs.rendered(f"<!-- begin {block} -->\n<!-- end {block} -->")
@@ -77,3 +77,20 @@ def test_every_variant_has_a_generated_readme():
         text = (variant.dockerfile.parent / "README.md").read_text()
         assert f"<!-- begin figures-{variant.name} -->" in text
         assert variant.previous == "" or f"<!-- begin diff-{variant.name} -->" in text
+
+
+def test_an_edited_inline_figure_is_stale(tmp_path, monkeypatch):
+    page = tmp_path / "README.md"
+    current = docs.rendered("naive is <!-- fig compare.json variants.naive_image.size_bytes bytes --><!-- /fig -->.")
+    assert re.search(r"\d", current)
+    page.write_text(current)
+    monkeypatch.setattr(docs, "ROOT", tmp_path)
+    assert docs.stale((page,)) == []
+    page.write_text(re.sub(r"\d", lambda m: str((int(m.group(0)) + 1) % 10), current, count=1))
+    [problem] = docs.stale((page,))
+    assert problem.startswith("README.md: figure compare.json variants.naive_image.size_bytes")
+
+
+def test_a_figure_that_is_not_in_the_results_is_an_error():
+    with pytest.raises(SystemExit, match="has no variants.nowhere"):
+        docs.figure("compare.json", "variants.nowhere.size_bytes", "bytes")

@@ -1,6 +1,7 @@
-"""Figures in the docs come from results files: blocks between markers, rendered here.
+"""Figures in the docs come from results files: blocks and inline figures between markers, rendered here.
 
     <!-- begin NAME -->  ...generated...  <!-- end NAME -->
+    <!-- fig FILE PATH FORMAT -->3.4 GB<!-- /fig -->   one value: results/FILE, dotted PATH, FORMAT (FORMATS)
 
     python -m scripts.measure.docs            # rewrite every block in DOCS from results/
     python -m scripts.measure.docs --check    # exit 1 naming each stale block (tests/test_docs.py)
@@ -19,6 +20,18 @@ from scripts.measure.report import METRICS
 from scripts.results import RESULTS, human_bytes
 from scripts.variants import BY_NAME, MEMORY_LIMIT_MIB, ROOT, VARIANTS
 
+INLINE = re.compile(r"<!-- fig (?P<file>\S+) (?P<path>\S+) (?P<format>\S+) -->(?P<text>.*?)<!-- /fig -->", re.S)
+FORMATS: dict[str, Callable[[float], str]] = {
+    "bytes": human_bytes,
+    "mib": lambda v: f"{v / 2**20:.1f} MiB",
+    "s": lambda v: f"{v:.1f} s",
+    "s2": lambda v: f"{v:.2f} s",
+    "ms": lambda v: f"{v:.1f} ms",
+    "x": lambda v: f"{v:.2f}x",
+    "int": lambda v: f"{v:,}",
+    "f4": lambda v: f"{v:.4f}",
+    "raw": str,
+}
 BLOCK = re.compile(r"(<!-- begin (?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- end (?P=name) -->)", re.S)
 
 
@@ -151,7 +164,130 @@ def _measured(rows: dict) -> str:
     return days[0] if len(days) == 1 else f"{days[0]} to {days[-1]}" if days else "?"
 
 
+PROGRESSION_FIXES = ("slim_image", "multi_stage_build", "distroless_image", "onnx_image")
+
+
+def _diagnosed(name: str) -> dict:
+    return _load(f"diagnose/{name}.json")
+
+
+def findings_table(name: str) -> str:
+    """The advisor's ranked findings for one image (results/diagnose/<name>.json)."""
+    report = _diagnosed(name)
+    advice = report.get("advice")
+    if not advice:
+        return f"(no findings in results/diagnose/{name}.json: run make diagnose VARIANT={name})\n"
+    lines = [f"`make diagnose VARIANT={name}`: {len(advice['findings'])} findings, "
+             f"{human_bytes(advice['addressable_bytes'])} of {human_bytes(advice['total_bytes'])} addressable "
+             f"({advice['addressable_share']:.0%}), no byte counted twice.", "",
+             "| # | rule | saves | confidence | shown in |", "|---|---|---|---|---|"]
+    for n, f in enumerate(advice["findings"], 1):
+        saves = human_bytes(f["bytes"]) if f["bytes"] else "-"
+        saves += f", {f['seconds']:.2f} s per start" if f.get("seconds") else ""
+        demo = f"`{f['demo']}`" if f["demo"] else "-"
+        lines.append(f"| {n} | `{f['rule']}`: {f['title']} | {saves} | {f['confidence']} | {demo} |")
+    return "\n".join(lines) + "\n"
+
+
+def prediction_table() -> str:
+    """What the advisor predicts on naive_image for each fix, beside what make compare measured."""
+    advice = _diagnosed("naive_image").get("advice")
+    rows = _load("compare.json").get("variants", {})
+    if not advice or "naive_image" not in rows:
+        return "(needs results/diagnose/naive_image.json and results/compare.json)\n"
+    order = [v.name for v in VARIANTS]
+    by_demo: dict[str, int] = {}
+    for f in advice["findings"]:
+        by_demo[f["demo"]] = by_demo.get(f["demo"], 0) + f["bytes"]
+    naive = rows["naive_image"]["size_bytes"]
+    lines = ["| fix, as the folder shows it | predicted, this step | measured, this step | "
+             "predicted, naive to here | measured, naive to here | gap |", "|---|---|---|---|---|---|"]
+    for name in PROGRESSION_FIXES:
+        if name not in rows:
+            continue
+        previous = BY_NAME[name].previous
+        while previous and previous not in PROGRESSION_FIXES + ("naive_image",):
+            previous = BY_NAME[previous].previous
+        step = by_demo.get(name, 0)
+        measured_step = rows[previous]["size_bytes"] - rows[name]["size_bytes"]
+        upto = sum(by_demo.get(n, 0) for n in order[1:order.index(name) + 1])
+        measured = naive - rows[name]["size_bytes"]
+        lines.append(f"| `{name}` (after {previous}) | {human_bytes(step)} | "
+                     f"{human_bytes(measured_step)} | {human_bytes(upto)} | {human_bytes(measured)} | "
+                     f"{(upto - measured) / measured:+.0%} |")
+    return "\n".join(lines) + "\n"
+
+
+def never_imported_table() -> str:
+    """For each image: the distributions the trace never saw imported or mapped, largest first."""
+    lines = ["| image | never imported during the trace (bytes on disk) |", "|---|---|"]
+    for v in VARIANTS:
+        dists = (_diagnosed(v.name).get("advice") or {}).get("distributions_never_imported")
+        if dists is None:
+            lines.append(f"| {v.name} | (no trace in results/diagnose/{v.name}.json) |")
+            continue
+        shown = ", ".join(f"{n} {human_bytes(b)}" for n, b in dists[:8])
+        more = f" and {len(dists) - 8} more ({human_bytes(sum(b for _, b in dists[8:]))})" if len(dists) > 8 else ""
+        lines.append(f"| {v.name} | {len(dists)}: {shown or 'none'}{more} |")
+    return "\n".join(lines) + "\n"
+
+
+def baseline_table() -> str:
+    """make diagnose IMAGE=bert-classifier:slim_image BASELINE=bert-classifier:naive_image, summarised."""
+    report = _load("diagnose/bert-classifier_slim_image.json")
+    diff = report.get("baseline")
+    if not diff:
+        return "(run make diagnose IMAGE=bert-classifier:slim_image BASELINE=bert-classifier:naive_image)\n"
+    lines = [f"`{report['image']}` against `{diff['baseline']}`: {human_bytes(report['total_bytes'])} against "
+             f"{human_bytes(diff['baseline_bytes'])} ({diff['growth_pct']:+.1f} %). Findings fixed: "
+             f"{', '.join(f'`{r}`' for r in diff['fixed']) or 'none'}; introduced: "
+             f"{', '.join(f'`{r}`' for r in diff['introduced']) or 'none'}.", "",
+             "| by | what | before | after |", "|---|---|---|---|"]
+    for kind, label in (("categories", "category"), ("distributions", "distribution"), ("os_packages", "OS package")):
+        for row in diff[kind][:5]:
+            lines.append(f"| {label} | {row['name']} | {human_bytes(row['before']) if row['before'] else '-'} | "
+                         f"{human_bytes(row['after']) if row['after'] else '-'} |")
+    return "\n".join(lines) + "\n"
+
+
+def history_excerpt(name: str) -> str:
+    """The first tables of `make diagnose VARIANT=name`, from results/diagnose/<name>.json."""
+    report = _diagnosed(name)
+    if not report:
+        return f"(no results/diagnose/{name}.json: run make diagnose VARIANT={name})\n"
+    lines = ["```", f"image {report['image']}: {human_bytes(report['total_bytes'])} in {len(report['layers'])} layers, "
+             f"user {report['user']}", "", "#  size      created by"]
+    lines += [f"{i:<2} {human_bytes(layer['size_bytes']):<9} {(layer.get('instruction') or '')[:90]}"
+              for i, layer in enumerate(report["layers"])]
+    lines += ["", f"wasted: {human_bytes(report['wasted_bytes'])} (ours), "
+              f"{human_bytes(report['dive_style_wasted_bytes'])} (dive's way of counting)", "```"]
+    return "\n".join(lines) + "\n"
+
+
+def composition_table() -> str:
+    """Every image's bytes by category (results/compare.json), in MB."""
+    rows = _load("compare.json").get("variants", {})
+    names = [v.name for v in VARIANTS if v.name in rows]
+    if not names:
+        return "(no results/compare.json: run make compare)\n"
+    categories = list(rows[names[0]]["composition"]["categories"])
+    lines = ["| category | " + " | ".join(names) + " |", "|---|" + "---:|" * len(names)]
+    for cat in categories:
+        values = [rows[n]["composition"]["categories"].get(cat, 0) for n in names]
+        if any(values):
+            lines.append(f"| {cat} | " + " | ".join(human_bytes(v) if v else "-" for v in values) + " |")
+    lines.append("| **total** | " + " | ".join(f"**{human_bytes(rows[n]['size_bytes'])}**" for n in names) + " |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "history-naive_image": lambda: history_excerpt("naive_image"),
+    "composition": composition_table,
+    "findings-naive_image": lambda: findings_table("naive_image"),
+    "findings-onnx_image": lambda: findings_table("onnx_image"),
+    "predicted-vs-measured": prediction_table,
+    "never-imported": never_imported_table,
+    "diagnose-baseline": baseline_table,
     "memory": memory_table,
     "compare-summary": compare_summary,
     "benchmark": benchmark_table,
@@ -159,7 +295,23 @@ RENDERERS: dict[str, Callable[[], str]] = {
     **{f"figures-{v.name}": (lambda n=v.name: variant_figures(n)) for v in VARIANTS},
     **{f"diff-{v.name}": (lambda n=v.name: dockerfile_diff(n)) for v in VARIANTS if v.previous},
 }
-DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", *(v.dockerfile.parent / "README.md" for v in VARIANTS))
+DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+        *(v.dockerfile.parent / "README.md" for v in VARIANTS))
+
+
+def figure(file: str, path: str, form: str) -> str:
+    """One value of a results file, formatted: figure("compare.json", "variants.naive_image.size_bytes", "bytes")."""
+    value: object = _load(file)
+    for key in path.split("."):
+        if isinstance(value, list) and key.isdigit() and int(key) < len(value):
+            value = value[int(key)]
+        elif isinstance(value, dict) and key in value:
+            value = value[key]
+        else:
+            raise SystemExit(f"docs: results/{file} has no {path} (stopped at {key!r})")
+    if form not in FORMATS:
+        raise SystemExit(f"docs: unknown figure format {form!r}; choose from {', '.join(FORMATS)}")
+    return FORMATS[form](value)
 
 
 def rendered(text: str) -> str:
@@ -169,7 +321,11 @@ def rendered(text: str) -> str:
             raise SystemExit(f"docs: no renderer for block {m.group('name')!r}")
         return m.group(1) + render() + m.group(4)
 
-    return BLOCK.sub(fill, text)
+    def fill_inline(m: re.Match) -> str:
+        start = m.group(0)[:m.start("text") - m.start()]
+        return start + figure(m.group("file"), m.group("path"), m.group("format")) + "<!-- /fig -->"
+
+    return INLINE.sub(fill_inline, BLOCK.sub(fill, text))
 
 
 def stale(paths: tuple[Path, ...] = DOCS) -> list[str]:
@@ -183,6 +339,11 @@ def stale(paths: tuple[Path, ...] = DOCS) -> list[str]:
         for m in BLOCK.finditer(text):
             if rendered(m.group(0)) != m.group(0):
                 out.append(f"{path.relative_to(ROOT)}: block {m.group('name')!r}")
+        for m in INLINE.finditer(BLOCK.sub("", text)):
+            if rendered(m.group(0)) != m.group(0):
+                expected = figure(m.group("file"), m.group("path"), m.group("format"))
+                out.append(f"{path.relative_to(ROOT)}: figure {m.group('file')} {m.group('path')} "
+                           f"({m.group('text')!r} should be {expected!r})")
     return out
 
 
