@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from scripts.results import human_bytes, print_table
 
-CHANGE_MIN_BYTES = 1_000_000  # rows of a comparison smaller than this are summed, not listed
+CHANGE_MIN_BYTES = 1_000_000  # rows of a comparison smaller than this are left out
+KINDS = {"categories": "category", "layers": "layer", "distributions": "distribution", "os_packages": "OS package"}
 
 
 def _finding_rows(findings: list[dict]) -> list[list[str]]:
@@ -58,7 +59,7 @@ def markdown(report: dict, diff: dict | None = None) -> str:
         lines += ["| change | what | before | after | difference |", "|---|---|---:|---:|---:|"]
         for kind in ("categories", "layers", "distributions", "os_packages"):
             for row in diff[kind]:
-                lines.append(f"| {kind.rstrip('s').replace('_', ' ')} | {row['name']} | {human_bytes(row['before'])} | "
+                lines.append(f"| {KINDS[kind]} | {row['name']} | {human_bytes(row['before'])} | "
                              f"{human_bytes(row['after'])} | {_signed(row['after'] - row['before'])} |")
         lines.append("")
     lines += ["| # | rule | saves | confidence | shown in | finding | fix |", "|---|---|---:|---|---|---|---|"]
@@ -123,7 +124,7 @@ def print_comparison(diff: dict, image: str) -> None:
             continue
         print(f"\n{title}: {len(rows)} changed by 1 MB or more"
               + (" (largest 12)" if len(rows) > 12 else ""))
-        print_table([kind.rstrip("s").replace("_", " "), "before", "after", "difference"],
+        print_table([KINDS[kind], "before", "after", "difference"],
                     [[r["name"][:80], human_bytes(r["before"]) if r["before"] else "(absent)",
                       human_bytes(r["after"]) if r["after"] else "(gone)", _signed(r["after"] - r["before"])]
                      for r in rows[:12]])
