@@ -16,7 +16,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from scripts.measure.report import METRICS
+from scripts.measure.report import METRICS, markdown
 from scripts.results import RESULTS, human_bytes
 from scripts.variants import BY_NAME, MEMORY_LIMIT_MIB, ROOT, VARIANTS
 
@@ -280,7 +280,135 @@ def composition_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def load_table() -> str:
+    """app/README.md: make load's levels for onnx_image and layered_image (results/load-<image>.json)."""
+    runs = [(n, _load(f"load-{n}.json")) for n in ("onnx_image", "layered_image")]
+    runs = [(n, r) for n, r in runs if r]
+    if not runs:
+        return "(no results/load-*.json: run make load IMAGE=bert-classifier:onnx_image)\n"
+    machine = runs[0][1].get("machine", {})
+    lines = [f"_{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, {machine.get('measured_at', '?')[:10]}; "
+             f"{runs[0][1].get('duration_s', 0):.0f} s per level_", "",
+             "| image | concurrency | requests | errors | p50 | p95 | p99 | req/s | memory before | after | "
+             "hostile scenarios passed |", "|---|---|---|---|---|---|---|---|---|---|---|"]
+    for name, run in runs:
+        hostile = run.get("hostile", [])
+        passed = f"{sum(h['passed'] for h in hostile)}/{len(hostile)}"
+        for level in run["levels"]:
+            lines.append(f"| {name} | {level['concurrency']} | {level['requests']:,} | {level['errors']} | "
+                         f"{level['p50_ms']:.1f} ms | {level['p95_ms']:.1f} ms | {level['p99_ms']:.1f} ms | "
+                         f"{level['throughput_rps']:.1f} | {human_bytes(level['rss_before_bytes'])} | "
+                         f"{human_bytes(level['rss_after_bytes'])} | {passed} |")
+    return "\n".join(lines) + "\n"
+
+
+def hostile_table() -> str:
+    """app/README.md: /healthz and /classify under slow clients, per image (results/smoke.json)."""
+    variants = _load("smoke.json").get("variants", {})
+    lines = ["| image | /healthz under slow clients | /classify under slow clients |", "|---|---|---|"]
+    for v in VARIANTS:
+        hostile = {h["scenario"]: h["detail"].split(";")[0] for h in variants.get(v.name, {}).get("hostile", [])}
+        if hostile:
+            lines.append(f"| {v.name} | {hostile.get('/healthz under slow clients', '-')} | "
+                         f"{hostile.get('/classify under slow clients', '-')} |")
+    return "\n".join(lines) + "\n"
+
+
+def _machine_line(data: dict) -> str:
+    machine = data.get("machine", {})
+    when = _measured(data.get("variants", {}))
+    when = data.get("measured_at", "?")[:10] if when == "?" else when
+    return f"_{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, measured {when}_"
+
+
+def cuda_sizes() -> str:
+    """docs/cuda.md: CPU and CUDA sizes and push sizes side by side, each with its ratio to its own naive."""
+    cpu, cuda = _load("compare.json").get("variants", {}), _load("compare-cuda.json").get("variants", {})
+    names = [v.name for v in VARIANTS if v.name in cuda]
+    if not names:
+        return "(no results/compare-cuda.json: run make compare FLAVOR=cuda)\n"
+
+    def cell(rows: dict, name: str, key: str) -> str:
+        value, base = rows.get(name, {}).get(key), rows.get("naive_image", {}).get(key)
+        return f"{human_bytes(value)} ({value / base:.2f}x)" if value and base else "-"
+
+    lines = ["| variant | CPU image | CUDA image | CPU push | CUDA push | CUDA: of which CUDA libraries + triton |",
+             "|---|---|---|---|---|---|"]
+    for n in names:
+        libs = cuda[n].get("composition", {}).get("categories", {}).get("CUDA libraries (nvidia-*, triton)", 0)
+        lines.append(f"| {n} | {cell(cpu, n, 'size_bytes')} | {cell(cuda, n, 'size_bytes')} | "
+                     f"{cell(cpu, n, 'push_bytes')} | {cell(cuda, n, 'push_bytes')} | {human_bytes(libs)} |")
+    return "\n".join(lines) + "\n"
+
+
+def cuda_compare() -> str:
+    """docs/cuda.md: the whole make compare FLAVOR=cuda table (results/compare-cuda.json)."""
+    data = _load("compare-cuda.json")
+    if not data.get("variants"):
+        return "(no results/compare-cuda.json: run make compare FLAVOR=cuda)\n"
+    return _machine_line(data) + "\n\n" + markdown(data["variants"])
+
+
+def cuda_libs_table() -> str:
+    """docs/cuda.md: naive_image's CUDA libraries, shipped against loaded (results/compare-cuda.json)."""
+    libs = _load("compare-cuda.json").get("variants", {}).get("naive_image", {}).get("cuda_libs")
+    if not libs:
+        return "(no cuda_libs row in results/compare-cuda.json)\n"
+    lines = ["| distribution | shipped | loaded | libraries loaded |", "|---|---|---|---|"]
+    for name, d in sorted(libs["by_distribution"].items(), key=lambda x: -x[1]["shipped_bytes"]):
+        lines.append(f"| {name} | {human_bytes(d['shipped_bytes'])} | {human_bytes(d['loaded_bytes'])} | "
+                     f"{len(d['loaded'])}/{len(d['loaded']) + len(d['not_loaded'])} |")
+    lines.append(f"| total | {human_bytes(libs['shipped_bytes'])} | {human_bytes(libs['loaded_bytes'])} | |")
+    return "\n".join(lines) + "\n"
+
+
+def cuda_trim_table() -> str:
+    """docs/cuda.md: CUDA_TRIM=1 against the default CUDA images (results/cuda-trim.json)."""
+    data = _load("cuda-trim.json")
+    if not data.get("variants"):
+        return "(no results/cuda-trim.json: run make cuda-trim)\n"
+    lines = [_machine_line(data), "", "| variant | default CUDA image | with `CUDA_TRIM=1` | less | "
+             "shared libraries shipped / loaded | smoke (CPU) |", "|---|---|---|---|---|---|"]
+    for name, v in data["variants"].items():
+        libs = v.get("cuda_libs", {})
+        lines.append(f"| {name} | {human_bytes(v['untrimmed_size_bytes'])} | {human_bytes(v['size_bytes'])} | "
+                     f"{human_bytes(v['saved_bytes'])} | {human_bytes(libs.get('shipped_bytes', 0))} / "
+                     f"{human_bytes(libs.get('loaded_bytes', 0))} | "
+                     f"{'PASS' if not v.get('smoke_failures') else 'FAIL: ' + '; '.join(v['smoke_failures'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def _ready(smoke: dict) -> str:
+    return f"{smoke['ready_seconds']:.1f} s" if smoke.get("ready_seconds") else "-"
+
+
+def arm64_table() -> str:
+    """docs/platforms.md: the arm64 images built and smoke-tested under emulation, beside amd64's."""
+    arm, smoke = _load("build-arm64.json").get("variants", {}), _load("smoke-arm64.json").get("variants", {})
+    amd, amd_smoke = _load("build.json").get("variants", {}), _load("smoke.json").get("variants", {})
+    if not arm:
+        return "(no results/build-arm64.json: run make build-all PLATFORM=linux/arm64)\n"
+    lines = ["| image | built | arm64 size | amd64 size | arm64 cold build (emulated) | amd64 cold build | "
+             "arm64 ready after | amd64 ready after | smoke arm64 |", "|---|---|---|---|---|---|---|---|---|"]
+    for name, b in arm.items():
+        a, sm = amd.get(name, {}), smoke.get(name, {})
+        failures = sm.get("failures")
+        verdict = "-" if failures is None else "PASS" if not failures else "FAIL: " + "; ".join(failures)
+        lines.append(f"| `{name}` | {b.get('built_at', '?')[:10]} | {human_bytes(b['size_bytes'])} | "
+                     f"{human_bytes(a['size_bytes']) if a else '-'} | {b['build_seconds']:.0f} s | "
+                     f"{a['build_seconds']:.0f} s | {_ready(sm)} | {_ready(amd_smoke.get(name, {}))} | {verdict} |"
+                     if a else f"| `{name}` | {human_bytes(b['size_bytes'])} | - | {b['build_seconds']:.0f} s | - |")
+    return "\n".join(lines) + "\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "arm64": arm64_table,
+    "cuda-sizes": cuda_sizes,
+    "cuda-compare": cuda_compare,
+    "cuda-libs": cuda_libs_table,
+    "cuda-trim": cuda_trim_table,
+    "load": load_table,
+    "hostile": hostile_table,
     "history-naive_image": lambda: history_excerpt("naive_image"),
     "composition": composition_table,
     "findings-naive_image": lambda: findings_table("naive_image"),
