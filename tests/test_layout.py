@@ -83,4 +83,4 @@ def test_scripts_grouped_by_concern():
     flat = sorted(p.name for p in SCRIPTS.glob("*.py") if p.name != "__init__.py")
     assert flat == ["results.py", "variants.py"]  # the shared base; everything else lives in a package
     assert {p.name for p in SCRIPTS.iterdir() if (p / "__init__.py").exists()} == {
-        "model", "infra", "traffic", "images", "measure"}
+        "model", "infra", "traffic", "images", "measure", "deploy"}
