@@ -12,7 +12,7 @@ MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
        BUILD_CACHE_KEEP
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose cuda-trim \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
 
 help:  ## list targets
@@ -64,6 +64,12 @@ compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write res
 
 load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20
 	$(PY) -m scripts.measure.load $(if $(IMAGE),--image $(IMAGE))
+
+cluster: $(VENV_STAMP)  ## a Docker Swarm of fresh nodes (NODES=3) with a registry, until Ctrl-C
+	$(PY) -m scripts.infra.swarm --nodes $(or $(NODES),3)
+
+scale: $(MODEL_STAMP)  ## scale-out 1 -> NODES replicas on a fresh swarm per variant (built images): results/scale.{json,md}
+	$(PY) -m scripts.measure.scale --nodes $(or $(NODES),3)
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"

@@ -54,7 +54,7 @@ def test_package_caches_are_claimed_per_kind():
     ev = evidence([BASE, layer("RUN pip install x", ("root/.cache/pip/http/a", 1234), ("root/.cache/pip/wheels/b", 66)),
                    layer("RUN apt-get update", ("var/lib/apt/lists/deb_Packages", 777))])
     found = by_rule(ev)
-    assert found == {"cache-pip": 1300, "cache-apt": 777}
+    assert found == {"cache-pip": 1300, "cache-apt-lists": 777}
     first = advise(ev).findings[0]
     assert first.rule == "cache-pip" and first.confidence == "certain" and first.demo == "slim_image"
 

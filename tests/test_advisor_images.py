@@ -114,7 +114,7 @@ def images(tmp_path_factory):
                                 f"{TAG}-no-bytecode", BASE=base)
     expected = {}
     made["cache-pip"] = plant(tmp, "cache-pip", "COPY blob /root/.cache/pip/http/a/blob", {"blob": blob(N)})
-    made["cache-apt"] = plant(tmp, "cache-apt", "COPY blob /var/lib/apt/lists/deb.debian.org_Packages",
+    made["cache-apt-lists"] = plant(tmp, "cache-apt", "COPY blob /var/lib/apt/lists/deb.debian.org_Packages",
                               {"blob": blob(N)})
     made["deleted-in-later-layer"] = plant(tmp, "deleted", f"""\
         COPY blob /opt/big
@@ -153,7 +153,7 @@ def test_clean_image_gets_no_finding(images):
     assert advice["distributions_never_imported"] == []
 
 
-PLANTED = ("cache-pip", "cache-apt", "deleted-in-later-layer", "duplicated-by-metadata", "build-context",
+PLANTED = ("cache-pip", "cache-apt-lists", "deleted-in-later-layer", "duplicated-by-metadata", "build-context",
            "dev-distributions", "never-imported", "unmapped-libraries", "build-toolchain")
 
 

@@ -43,17 +43,17 @@ SO = re.compile(r"\.so(\.[0-9]+)*$")
 SITE = re.compile(r"/(site|dist)-packages/")
 SITE_DIR = re.compile(r"(^|/)(site|dist)-packages$")  # a distribution installed there, not vendored in another
 
-CACHE_KINDS = (  # (pattern on a final path, what it is, the fix)
-    (re.compile(r"^(root|home/[^/]+)/\.cache/pip/"), "pip's cache",
+CACHE_KINDS = (  # (rule id, pattern on a final path, what it is, the fix)
+    ("cache-pip", re.compile(r"^(root|home/[^/]+)/\.cache/pip/"), "pip's cache",
      "pip install --no-cache-dir (or ENV PIP_NO_CACHE_DIR=1), or RUN --mount=type=cache,target=/root/.cache/pip"),
-    (re.compile(r"^(root|home/[^/]+)/\.cache/uv/"), "uv's cache",
+    ("cache-uv", re.compile(r"^(root|home/[^/]+)/\.cache/uv/"), "uv's cache",
      "uv pip install --no-cache, or RUN --mount=type=cache,target=/root/.cache/uv"),
-    (re.compile(r"^opt/conda/pkgs/|^(root|home/[^/]+)/\.conda/pkgs/"), "conda's package cache",
+    ("cache-conda", re.compile(r"^opt/conda/pkgs/|^(root|home/[^/]+)/\.conda/pkgs/"), "conda's package cache",
      "conda clean --all --yes in the RUN that installs"),
-    (re.compile(r"^var/cache/apt/"), "apt's downloaded .debs and caches",
+    ("cache-apt", re.compile(r"^var/cache/apt/"), "apt's downloaded .debs and caches",
      "install only the OS packages the service needs (slim_image installs none), and end that RUN with "
      "apt-get clean && rm -rf /var/lib/apt/lists/*"),
-    (re.compile(r"^var/lib/apt/lists/"), "apt's package lists",
+    ("cache-apt-lists", re.compile(r"^var/lib/apt/lists/"), "apt's package lists",
      "install only the OS packages the service needs (slim_image installs none), and end the RUN that runs "
      "apt-get update with rm -rf /var/lib/apt/lists/*"),
 )
@@ -236,11 +236,10 @@ class Rules:
 
     # -- certain ---------------------------------------------------------------------------------
     def caches(self) -> None:
-        for pattern, what, fix in CACHE_KINDS:
+        for rule, pattern, what, fix in CACHE_KINDS:
             size, paths = self.ledger.take(p for p in self.final if pattern.search(p))
-            demo = "slim_image" if "pip" in what or "apt" in what else ""
-            self.add(Finding(f"cache-{what.split()[0].strip(chr(39) + 's').lower()}", f"{what} left in the image",
-                             size, "certain", fix, demo, _top(paths, self.ledger)))
+            demo = "slim_image" if rule in ("cache-pip", "cache-apt", "cache-apt-lists") else ""
+            self.add(Finding(rule, f"{what} left in the image", size, "certain", fix, demo, _top(paths, self.ledger)))
 
     def hidden(self) -> None:
         wasted = self.ev.analysis.wasted

@@ -401,7 +401,16 @@ def arm64_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def scale_table() -> str:
+    """docs/deploy.md: make scale's rows (results/scale.json)."""
+    from scripts.measure.scale import markdown as scale_markdown
+
+    data = _load("scale.json")
+    return scale_markdown(data) if data.get("variants") else "(no results/scale.json: run make scale)\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "scale": scale_table,
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,

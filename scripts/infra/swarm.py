@@ -1,0 +1,189 @@
+"""A Docker Swarm of fresh nodes on this machine: engine containers on a private network with a registry.
+
+    with swarm_cluster(3) as cluster:          # one manager, two workers, all empty
+        ref = cluster.push("bert-classifier:onnx_image")
+        cluster.deploy("svc", ref, replicas=1)
+        cluster.wait_answering("svc", 1)
+        seconds = cluster.scale("svc", 3)      # until a replica on every node answers /classify
+
+    python -m scripts.infra.swarm [--nodes 3]   # `make cluster`: bring one up, print how to reach it, wait
+
+Each node is docker:dind (or its stand-in, scripts/infra/bases.py) with its own data volume, so
+a node has never seen the image until the service puts a task there, and every node pulls from
+the one registry at the same time, as a real scale-out does. Where the engine refuses
+--privileged the nodes run confined (scripts/infra/registry.py), with SYS_PTRACE added: the
+images' HEALTHCHECKs run through `docker exec`, which needs it there, and a service whose
+health checks never run never converges. Services publish in host mode (each node's port
+8000, published on 127.0.0.1 of this machine): the ingress routing mesh needs IPVS, which
+such sandboxes lack. Everything is removed on exit, Ctrl-C and SIGTERM included.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import json
+import secrets
+import sys
+import time
+import urllib.request
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+
+from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.infra.registry import CONFINED, REGISTRY_ALIAS, WRITABLE_CGROUPS, _engine_answers, _http_ok, _infra_image
+from scripts.infra.registry import _published as published
+from scripts.infra.registry import _wait as wait_for
+
+SERVICE_PORT = 8000
+LABEL = ["--label", f"{PROJECT_LABEL}=scripts.infra.swarm"]
+CLASSIFY = json.dumps({"text": "I love this movie"}).encode()
+
+
+@dataclass
+class Node:
+    container: str
+    host: str  # tcp://127.0.0.1:<port>, for docker --host
+    address: str  # its address on the cluster network
+    service_url: str  # http://127.0.0.1:<port>: its published SERVICE_PORT
+
+
+@dataclass
+class Cluster:
+    network: str
+    registry: str  # 127.0.0.1:<port>, to push to
+    nodes: list[Node] = field(default_factory=list)
+
+    @property
+    def manager(self) -> Node:
+        return self.nodes[0]
+
+    def push(self, image: str) -> str:
+        """Push a local image to the cluster's registry; returns the reference the nodes pull."""
+        repo, tag = image.split(":", 1)
+        local = f"{self.registry}/{repo}:{tag}"
+        docker("tag", image, local)
+        try:
+            docker("push", "--quiet", local, timeout=1800)
+        finally:
+            docker("rmi", local, check=False)
+        return f"{REGISTRY_ALIAS}:5000/{repo}:{tag}"
+
+    def deploy(self, name: str, ref: str, replicas: int = 1, *extra: str) -> None:
+        """A service with host-mode publishing: at most one replica per node (they share the port)."""
+        docker("service", "create", "--detach", "--no-resolve-image", "--name", name, "--replicas", str(replicas),
+               "--publish", f"mode=host,target={SERVICE_PORT},published={SERVICE_PORT}",
+               "--stop-grace-period", "10s", *extra, ref, host=self.manager.host, timeout=120)
+
+    def answering(self) -> list[Node]:
+        """The nodes whose published port answers POST /classify with 200."""
+        return [n for n in self.nodes if _classify_ok(n.service_url)]
+
+    def wait_answering(self, name: str, count: int, timeout: float = 600) -> float:
+        """Seconds until count nodes answer /classify; EngineError naming the tasks' states if not."""
+        started = time.monotonic()
+        while time.monotonic() - started < timeout:
+            if len(self.answering()) >= count:
+                return time.monotonic() - started
+            time.sleep(0.25)
+        raise EngineError(f"{name}: {len(self.answering())} of {count} replicas answer after {timeout:.0f} s; "
+                          f"tasks:\n{self.tasks(name)}")
+
+    def scale(self, name: str, replicas: int, timeout: float = 600) -> float:
+        """Scale the service; seconds from the command until that many replicas answer /classify."""
+        started = time.monotonic()
+        docker("service", "scale", "--detach", f"{name}={replicas}", host=self.manager.host, timeout=120)
+        self.wait_answering(name, replicas, timeout)
+        return time.monotonic() - started
+
+    def tasks(self, name: str) -> str:
+        return docker("service", "ps", "--no-trunc", "--format", "{{.Node}} {{.CurrentState}} {{.Error}}", name,
+                      host=self.manager.host, check=False).stdout.strip()
+
+
+def _classify_ok(base: str) -> bool:
+    req = urllib.request.Request(f"{base}/classify", data=CLASSIFY, method="POST",
+                                 headers={"content-type": "application/json"})
+    try:
+        with urllib.request.urlopen(req, timeout=5) as resp:
+            return resp.status == 200
+    except OSError:
+        return False
+
+
+def _privileged_allowed() -> bool:
+    probe = docker("run", "--rm", "--privileged", *LABEL, "--entrypoint", "true", _infra_image("DIND_IMAGE"),
+                   check=False, timeout=120)
+    return probe.returncode == 0
+
+
+def _node(container: str, network: str, privileged: bool) -> Node:
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
+    mode = ["--privileged"] if privileged else [*CONFINED, "--cap-add", "SYS_PTRACE", "--entrypoint", "sh"]
+    image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
+    docker("run", "-d", *LABEL, "--name", container, "--hostname", container, *mode, "--network", network,
+           "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",
+           "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
+    host = "tcp://" + published(container, 2375)
+    wait_for(lambda: _engine_answers(host), 90, f"swarm node {container}", container)
+    address = sdk().containers.get(container).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    return Node(container, host, address, "http://" + published(container, SERVICE_PORT))
+
+
+@contextlib.contextmanager
+def swarm_cluster(nodes: int = 3, log=print) -> Iterator[Cluster]:
+    """A registry and `nodes` fresh engines in one swarm (the first is the manager); all removed after."""
+    if nodes < 1:
+        raise EngineError("a swarm needs at least one node")
+    name = f"bert-swarm-{secrets.token_hex(4)}"
+    docker("network", "create", *LABEL, name)
+    containers: list[str] = []
+    try:
+        containers.append(f"{name}-registry")
+        docker("run", "-d", *LABEL, "--name", containers[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
+               "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
+        cluster = Cluster(name, published(containers[-1], 5000))
+        wait_for(lambda: _http_ok(f"http://{cluster.registry}/v2/"), 60, "the registry", containers[-1])
+        privileged = _privileged_allowed()
+        log(f"[swarm] starting {nodes} node(s) ({'privileged' if privileged else 'confined'} engine containers) ...")
+        for i in range(nodes):
+            containers.append(f"{name}-node{i}")
+            cluster.nodes.append(_node(containers[-1], name, privileged))
+        manager = cluster.manager
+        docker("swarm", "init", "--advertise-addr", manager.address, host=manager.host, timeout=60)
+        token = docker("swarm", "join-token", "-q", "worker", host=manager.host).stdout.strip()
+        for node in cluster.nodes[1:]:
+            docker("swarm", "join", "--token", token, f"{manager.address}:2377", host=node.host, timeout=60)
+        log(f"[swarm] {nodes} node(s) joined; registry on {cluster.registry}")
+        yield cluster
+    finally:
+        for container in reversed(containers):
+            docker("rm", "-f", "-v", container, check=False, timeout=120)
+        docker("network", "rm", name, check=False)
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("--nodes", type=int, default=3)
+    args = ap.parse_args(argv)
+    finish_cleanly_on_sigterm()
+    try:
+        ensure_engine()
+        with swarm_cluster(args.nodes) as cluster:
+            print(f"registry: {cluster.registry} (docker push {cluster.registry}/<repo>:<tag>; "
+                  f"nodes pull {REGISTRY_ALIAS}:5000/<repo>:<tag>)")
+            for node in cluster.nodes:
+                role = "manager" if node is cluster.manager else "worker"
+                print(f"{node.container} ({role}): DOCKER_HOST={node.host}, port {SERVICE_PORT} at {node.service_url}")
+            print("Ctrl-C removes the cluster.")
+            while True:
+                time.sleep(3600)
+    except KeyboardInterrupt:
+        return 0
+    except EngineError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
