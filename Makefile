@@ -9,10 +9,10 @@ PY := .venv/bin/python
 VENV_STAMP := .venv/.installed
 # make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
 MODEL_STAMP := model-onnx-int8/model.onnx
-export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
+export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
        BUILD_CACHE_KEEP
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load diagnose cuda-trim cluster scale \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching diagnose cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
 
 help:  ## list targets
@@ -62,7 +62,10 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.measure.compare
 
-load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20
+batching: $(VENV_STAMP)  ## concurrent requests sharing forward passes: wrk and make load, 8 and 32 connections (VARIANTS=)
+	$(PY) -m scripts.measure.batching
+
+load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20 CLIENT=wrk LOAD_ENV='COALESCE=0'
 	$(PY) -m scripts.measure.load $(if $(IMAGE),--image $(IMAGE))
 
 cluster: $(VENV_STAMP)  ## a Docker Swarm of fresh nodes (NODES=3) with a registry, until Ctrl-C

@@ -19,6 +19,17 @@ def _int_env(name: str, default: int, minimum: int = 1) -> int:
     return value
 
 
+def _bool_env(name: str, default: bool) -> bool:
+    raw = os.environ.get(name, "").strip().lower()
+    if not raw:
+        return default
+    if raw in {"1", "true", "yes", "on"}:
+        return True
+    if raw in {"0", "false", "no", "off"}:
+        return False
+    raise SystemExit(f"{name} must be 1 or 0, got {raw!r}")
+
+
 @dataclass(frozen=True)
 class Settings:
     model_dir: str = "model"  # a folder, or a hub model id where a hub is reachable
@@ -35,9 +46,11 @@ class Settings:
     # Padded tokens per forward pass: bounds a request's peak memory (a bigger one takes more passes).
     # 0 = the backend's default (app/backends: BatchedClassifier.batch_tokens).
     batch_tokens: int = 0
+    # Requests that wait for the model share its next forward pass (COALESCE=0: each runs alone).
+    coalesce: bool = True
     # The front (app/asgi.py): threads running the Flask app, requests that may wait for one
     # before 503, and how long a client may take to send its body before 408.
-    app_threads: int = 2
+    app_threads: int = 32  # as many as one forward pass takes texts, so waiting requests can share it
     max_queued: int = 64
     body_timeout: int = 10
 
@@ -59,6 +72,7 @@ class Settings:
             max_body_bytes=_int_env("MAX_BODY_BYTES", cls.max_body_bytes),
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
             batch_tokens=_int_env("BATCH_TOKENS", cls.batch_tokens, minimum=0),
+            coalesce=_bool_env("COALESCE", cls.coalesce),
             app_threads=_int_env("APP_THREADS", cls.app_threads),
             max_queued=_int_env("MAX_QUEUED", cls.max_queued, minimum=0),
             body_timeout=_int_env("BODY_TIMEOUT", cls.body_timeout),
@@ -69,7 +83,8 @@ class Settings:
         from app.backends import load_model
 
         return load_model(self.model_dir, backend=self.backend, device=self.device,
-                          batch_size=self.batch_size, threads=self.threads, batch_tokens=self.batch_tokens)
+                          batch_size=self.batch_size, threads=self.threads, batch_tokens=self.batch_tokens,
+                          coalesce=self.coalesce)
 
 
 def ensure_writable_tempdir() -> str:

@@ -117,3 +117,97 @@ def test_counting_and_predicting_from_many_threads_at_once(tiny_classifier):
     for t in threads:
         t.join(timeout=30)
     assert errors == []
+
+
+def _predict_from_threads(model, requests: list[list[str]]) -> list:
+    """Each request from its own thread, all released at once; the answers in request order."""
+    import threading
+
+    answers: list = [None] * len(requests)
+    start = threading.Barrier(len(requests))
+
+    def send(i: int) -> None:
+        start.wait()
+        try:
+            answers[i] = model.predict(requests[i])
+        except Exception as exc:  # noqa: BLE001 - the error is the answer
+            answers[i] = exc
+
+    threads = [threading.Thread(target=send, args=(i,)) for i in range(len(requests))]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    return answers
+
+
+def test_concurrent_requests_share_forward_passes_and_keep_their_own_answers(tiny_model_dirs):
+    """Requests that arrive while the model is busy run together: fewer passes than requests, and each
+    request gets exactly the predictions it would get alone."""
+    requests = [[s] for s in SENTENCES * 4] + [SENTENCES[:2], SENTENCES[2:]]
+    alone = load_model(str(tiny_model_dirs), threads=1, coalesce=False)
+    expected = [alone.predict(texts) for texts in requests]
+    assert alone.passes == alone.requests == len(requests)
+
+    model = load_model(str(tiny_model_dirs), threads=1, batch_size=8)
+    model.predict(["warm up"])
+    answers = _predict_from_threads(model, requests)
+    assert [[p.label for p in a] for a in answers] == [[p.label for p in e] for e in expected]
+    assert [[p.score for p in a] for a in answers] == [pytest.approx([p.score for p in e], abs=1e-5)
+                                                      for e in expected]
+    assert model.requests == len(requests) + 1
+    assert model.passes < model.requests  # some requests shared a pass
+    assert all(len(a) == len(r) for a, r in zip(answers, requests, strict=True))
+
+
+def test_a_pass_that_fails_is_retried_per_request_so_each_gets_its_own_error(tiny_onnx_dir, monkeypatch):
+    model = load_model(str(tiny_onnx_dir), threads=1, batch_size=8)
+    real = model._predict_batch
+    slow = __import__("threading").Event()
+
+    def flaky(texts, release=False):
+        if not slow.is_set():  # the first pass holds the model while the others queue up
+            slow.set()
+            __import__("time").sleep(0.3)
+        if "poison" in texts:
+            raise ValueError("poisoned input")
+        return real(texts, release)
+
+    monkeypatch.setattr(model, "_predict_batch", flaky)
+    requests = [["great film"], ["poison"], ["awful film"], ["wonderful"]]
+    answers = _predict_from_threads(model, requests)
+    assert isinstance(answers[1], ValueError)
+    assert [type(a) for i, a in enumerate(answers) if i != 1] == [list, list, list]
+    assert model.passes < 4 + 3  # the queued three did not each run alone and again
+
+
+def test_a_pass_never_holds_more_than_its_budget(tiny_onnx_dir, monkeypatch):
+    """Joined requests stay within batch_size texts and batch_tokens padded tokens per pass."""
+    model = load_model(str(tiny_onnx_dir), threads=1, batch_size=4, batch_tokens=64)
+    real = model._predict_batch
+    seen: list[list[str]] = []
+    gate = __import__("threading").Event()
+
+    def recording(texts, release=False):
+        if not gate.is_set():
+            gate.set()
+            __import__("time").sleep(0.3)
+        seen.append(list(texts))
+        return real(texts, release)
+
+    monkeypatch.setattr(model, "_predict_batch", recording)
+    requests = [["great film"]] * 9 + [["a long text " * 8]] * 2
+    answers = _predict_from_threads(model, requests)
+    assert all(isinstance(a, list) and len(a) == 1 for a in answers)
+    lengths = model._token_counts
+    assert max(len(texts) for texts in seen) <= 4
+    assert all(len(texts) * max(lengths(texts)) <= 64 or len(texts) == 1 for texts in seen)
+    assert len(seen) < len(requests)
+
+
+def test_coalesce_setting(monkeypatch):
+    monkeypatch.setenv("COALESCE", "0")
+    assert Settings.from_env().coalesce is False
+    monkeypatch.setenv("COALESCE", "maybe")
+    with pytest.raises(SystemExit, match="COALESCE must be 1 or 0"):
+        Settings.from_env()

@@ -33,6 +33,7 @@ GPU_PROVIDER = "CUDAExecutionProvider"
 
 class OnnxClassifier(BatchedClassifier):
     backend = "onnx"
+    tokenizer_thread_safe = True  # tokenizers' Tokenizer: padding and truncation set once, below
     # One 512-token text adds 61 MB at peak, and ORT's arena grows to ~107 MB over repeated passes.
     memory_per_token = 16 << 10
     memory_per_token_pair = 400
@@ -100,7 +101,8 @@ class OnnxClassifier(BatchedClassifier):
 
     def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
         session = self.session()
-        encodings = self.tokenizer.encode_batch(texts)
+        with self._tokenizer_lock:
+            encodings = self.tokenizer.encode_batch(texts)
         columns = {"input_ids": [e.ids for e in encodings], "attention_mask": [e.attention_mask for e in encodings],
                    "token_type_ids": [e.type_ids for e in encodings]}
         feed = {name: np.asarray(columns[name], dtype=np.int64) for name in self._inputs}

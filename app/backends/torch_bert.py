@@ -52,8 +52,9 @@ class Classifier(BatchedClassifier):
 
     @torch.inference_mode()
     def _predict_batch(self, texts: list[str], release: bool = False) -> list[Prediction]:
-        enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
-                             padding=True, return_tensors="pt").to(self.device)
+        with self._tokenizer_lock:
+            enc = self.tokenizer(texts, truncation=True, max_length=self.max_length,
+                                 padding=True, return_tensors="pt").to(self.device)
         probs = self.model(**enc).logits.float().softmax(dim=-1)
         scores, ids = probs.max(dim=-1)
         if release:

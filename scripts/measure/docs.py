@@ -409,7 +409,16 @@ def scale_table() -> str:
     return scale_markdown(data) if data.get("variants") else "(no results/scale.json: run make scale)\n"
 
 
+def batching_table() -> str:
+    """app/README.md: make batching's rows (results/batching.json)."""
+    from scripts.measure.batching import markdown as batching_markdown
+
+    data = _load("batching.json")
+    return batching_markdown(data) if data.get("variants") else "(no results/batching.json: run make batching)\n"
+
+
 RENDERERS: dict[str, Callable[[], str]] = {
+    "batching": batching_table,
     "scale": scale_table,
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,

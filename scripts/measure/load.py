@@ -4,6 +4,7 @@
     python -m scripts.measure.load --image bert-classifier:onnx_image
     python -m scripts.measure.load --url http://127.0.0.1:8000 --concurrency 8 --duration 20
     python -m scripts.measure.load --mix single=80,batch=20,max=0 --concurrency 8,32 --duration 60
+    python -m scripts.measure.load --image bert-classifier:onnx_image --client wrk --env COALESCE=0
 
 For each concurrency level: that many clients, each on its own keep-alive connection,
 send requests drawn from the mix (single: one sentence; batch: 32 sentences; max: the
@@ -11,7 +12,9 @@ largest request MAX_TOKENS allows, 8 texts of 512 tokens) until --duration secon
 --max-requests have passed. Prints and writes results/load.json: requests, errors,
 p50/p95/p99, throughput, and the service's memory (RSS) idle before and after. Then the
 hostile scenarios of scripts/traffic/hostile.py, each PASS or FAIL. Traffic goes only to the
-127.0.0.1 address of the service this command started or was given.
+127.0.0.1 address of the service this command started or was given. --client wrk drives the
+levels with wrk (scripts/traffic/wrk.py) instead of Python threads; --env NAME=VALUE sets the
+service's environment (COALESCE=0 APP_THREADS=2: one request per forward pass, as before batching).
 """
 
 from __future__ import annotations
@@ -21,6 +24,7 @@ import http.client
 import json
 import os
 import random
+import shutil
 import subprocess
 import sys
 import threading
@@ -32,7 +36,7 @@ from pathlib import Path
 from scripts.images.smoke import Container, container_memory
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
-from scripts.traffic import heavy, hostile
+from scripts.traffic import heavy, hostile, wrk
 from scripts.traffic.latency import SENTENCES, free_port, percentile
 from scripts.variants import ROOT
 
@@ -53,6 +57,25 @@ def parse_mix(text: str) -> dict[str, int]:
     if not any(mix.values()):
         raise SystemExit("--mix: at least one weight must be above 0")
     return mix
+
+
+def parse_env(pairs: list[str]) -> dict[str, str]:
+    env = {}
+    for pair in pairs:
+        name, sep, value = pair.partition("=")
+        if not sep or not name.isidentifier():
+            raise SystemExit(f"--env: give NAME=VALUE, got {pair!r}")
+        env[name] = value
+    return env
+
+
+def mix_bodies(mix: dict[str, int], variants: int = 16) -> list[tuple[bytes, int]]:
+    """The mix as fixed (body, weight) pairs for wrk: a few bodies of each kind, weight shared among them."""
+    pairs = []
+    for kind, weight in mix.items():
+        count = variants if kind != "max" else 1
+        pairs += [(json.dumps(MIX_BODIES[kind](i)).encode(), weight / count) for i in range(count) if weight]
+    return pairs
 
 
 @dataclass
@@ -127,10 +150,10 @@ class Target:
         self.close = close or (lambda: None)
 
 
-def local_service(model: str) -> Target:
+def local_service(model: str, extra_env: dict[str, str]) -> Target:
     """gunicorn with app/gunicorn.conf.py on a free port; RSS is the master's plus its workers'."""
     port = free_port()
-    env = {**os.environ, "MODEL_DIR": model, "PORT": str(port)}
+    env = {**os.environ, "MODEL_DIR": model, "PORT": str(port), **extra_env}
     proc = subprocess.Popen([sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
                              "--access-logfile", "/dev/null"], cwd=ROOT, env=env,
                             stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, start_new_session=True)
@@ -143,9 +166,9 @@ def local_service(model: str) -> Target:
     return Target("127.0.0.1", port, rss=lambda: tree_rss(proc.pid), close=close)
 
 
-def container_service(image: str) -> Target:
+def container_service(image: str, extra_env: dict[str, str]) -> Target:
     ensure_engine()
-    container = Container(image).start()
+    container = Container(image, {"environment": extra_env} if extra_env else {}).start()
     container.wait_ready()
     host, port = urllib.parse.urlsplit(container.base_url).hostname, urllib.parse.urlsplit(container.base_url).port
 
@@ -198,10 +221,14 @@ def main(argv: list[str] | None = None) -> int:
     where.add_argument("--url", help="a running service (its memory is then not measured)")
     where.add_argument("--image", help="start this image in a container and load it")
     ap.add_argument("--model", default=os.environ.get("MODEL_DIR", "model"), help="for the local service")
-    ap.add_argument("--concurrency", default=os.environ.get("CONCURRENCY", "8,32"))
-    ap.add_argument("--duration", type=float, default=float(os.environ.get("DURATION", "60")))
+    ap.add_argument("--concurrency", default=(os.environ.get("CONCURRENCY") or "8,32"))
+    ap.add_argument("--duration", type=float, default=float(os.environ.get("DURATION") or "60"))
     ap.add_argument("--max-requests", type=int, default=100_000, help="per level, whatever the duration")
-    ap.add_argument("--mix", default=os.environ.get("MIX", "single=80,batch=20"))
+    ap.add_argument("--mix", default=(os.environ.get("MIX") or "single=80,batch=20"))
+    ap.add_argument("--client", choices=["python", "wrk"], default=(os.environ.get("CLIENT") or "python"),
+                    help="what sends the load: Python threads (default) or wrk")
+    ap.add_argument("--env", action="append", default=[], metavar="NAME=VALUE",
+                    help="the service's environment (repeatable), e.g. COALESCE=0")
     ap.add_argument("--no-hostile", action="store_true")
     ap.add_argument("--out", type=Path, default=RESULTS / "load.json")
     args = ap.parse_args(argv)
@@ -213,23 +240,32 @@ def main(argv: list[str] | None = None) -> int:
         raise SystemExit(f"--concurrency: a comma list of whole numbers, got {args.concurrency!r}") from None
     if not 0 < args.duration <= 3600 or not all(0 < c <= 256 for c in levels):
         raise SystemExit("--duration must be in (0, 3600] s and each concurrency in 1..256")
+    extra_env = parse_env(args.env + os.environ.get("LOAD_ENV", "").split())
+    if extra_env and args.url:
+        raise SystemExit("--env sets the environment of a service this command starts, not of --url")
+    if args.client == "wrk" and shutil.which("wrk") is None:
+        raise SystemExit("--client wrk: wrk is not installed (Debian: apt-get install wrk)")
     try:
         if args.url:
             parts = urllib.parse.urlsplit(args.url)
             target, name = Target(parts.hostname or "127.0.0.1", parts.port or 80), args.url
         elif args.image:
-            target, name = container_service(args.image), args.image
+            target, name = container_service(args.image, extra_env), args.image
         else:
-            target, name = local_service(args.model), f"local service on {args.model}"
+            target, name = local_service(args.model, extra_env), f"local service on {args.model}"
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    results: dict = {"machine": machine(), "target": name, "mix": mix, "duration_s": args.duration, "levels": []}
+    results: dict = {"machine": machine(), "target": name, "env": extra_env, "client": args.client, "mix": mix,
+                     "duration_s": args.duration, "levels": []}
     try:
         for c in levels:
             before = settle_rss(target)
             print(f"[load] concurrency {c}, {args.duration:g}s, mix {args.mix} ...", file=sys.stderr, flush=True)
-            summary = run_level(target.host, target.port, c, args.duration, args.max_requests, mix).summary()
+            if args.client == "wrk":
+                summary = wrk.run(target.host, target.port, c, args.duration, mix_bodies(mix))
+            else:
+                summary = run_level(target.host, target.port, c, args.duration, args.max_requests, mix).summary()
             summary.update(rss_before_bytes=before, rss_after_bytes=settle_rss(target))
             results["levels"].append(summary)
         if not args.no_hostile:
