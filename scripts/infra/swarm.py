@@ -25,10 +25,12 @@ import contextlib
 import json
 import secrets
 import sys
+import tempfile
 import time
 import urllib.request
 from collections.abc import Iterator
 from dataclasses import dataclass, field
+from pathlib import Path
 
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.registry import CONFINED, REGISTRY_ALIAS, WRITABLE_CGROUPS, _engine_answers, _http_ok, _infra_image
@@ -96,9 +98,52 @@ class Cluster:
         self.wait_answering(name, replicas, timeout)
         return time.monotonic() - started
 
+    def update(self, name: str, ref: str, timeout: float = 900) -> float:
+        """Roll the service to ref one task at a time; seconds until swarm calls the update completed.
+
+        stop-first: with host-mode publishing two tasks cannot hold one node's port, so each old task
+        stops (SIGTERM, then the stop grace) before its new one starts; swarm moves to the next task
+        once the new one is healthy by the image's own HEALTHCHECK."""
+        started = time.monotonic()
+        docker("service", "update", "--detach", "--no-resolve-image", "--image", ref, "--update-order", "stop-first",
+               "--update-parallelism", "1", "--update-delay", "0s", "--update-failure-action", "pause", name,
+               host=self.manager.host, timeout=120)
+        while time.monotonic() - started < timeout:
+            status = json.loads(docker("service", "inspect", "--format", "{{json .UpdateStatus}}", name,
+                                       host=self.manager.host).stdout or "null") or {}
+            if status.get("State") == "completed":
+                return time.monotonic() - started
+            if status.get("State") in {"paused", "rollback_started", "rollback_completed", "rollback_paused"}:
+                raise EngineError(f"{name}: update {status['State']}: {status.get('Message', '')}; "
+                                  f"tasks:\n{self.tasks(name)}")
+            time.sleep(0.5)
+        raise EngineError(f"{name}: update not completed after {timeout:.0f} s; tasks:\n{self.tasks(name)}")
+
+    def nodes_running(self, name: str) -> list[Node]:
+        """The nodes with a running task of the service."""
+        out = docker("service", "ps", "--filter", "desired-state=running", "--format", "{{.Node}} {{.CurrentState}}",
+                     name, host=self.manager.host).stdout.split("\n")
+        hosts = {line.split()[0] for line in out if " Running" in f" {line}"}
+        return [n for n in self.nodes if n.container in hosts]
+
+    def kill(self, node: Node) -> None:
+        """Lose a node: its engine container removed at once (no drain, no leave), as a machine dies."""
+        docker("rm", "-f", "-v", node.container, timeout=120)
+        self.nodes.remove(node)
+
     def tasks(self, name: str) -> str:
         return docker("service", "ps", "--no-trunc", "--format", "{{.Node}} {{.CurrentState}} {{.Error}}", name,
                       host=self.manager.host, check=False).stdout.strip()
+
+
+def rollout_image(image: str) -> str:
+    """A new tag of image that differs by one small layer (what a one-line code change pushes)."""
+    with tempfile.TemporaryDirectory() as ctx:
+        (Path(ctx) / "ROLLOUT").write_text(f"{secrets.token_hex(8)}\n")
+        (Path(ctx) / "Dockerfile").write_text(f"FROM {image}\nCOPY ROLLOUT /ROLLOUT\n")
+        tag = f"{image}-rollout"
+        docker("build", "--quiet", "-t", tag, *LABEL, ctx, timeout=600)
+    return tag
 
 
 def _classify_ok(base: str) -> bool:

@@ -4,9 +4,17 @@ For each variant, a new swarm (scripts/infra/swarm.py: NODES engines, one regist
 has seen any layer of it: the image is pushed, a service started at one replica (timed until
 that replica answers /classify: pull plus start on one node), then scaled to one replica per
 node (timed until every replica answers: the other nodes pull from the one registry at the
-same time). Writes results/scale.json and results/scale.md.
+same time). Then, under a bounded single-sentence load from this machine spread over every
+node and failing over between them (scripts/traffic/spread.py):
 
-Not measured yet: a rolling update under load and the loss of a node (issue #17).
+- rolling update: to a new tag that differs by one small layer, one task at a time (stop-first,
+  next task once the new one is healthy): requests sent, failed, retried, p99, update time;
+- node loss: at one replica fewer than nodes (one node spare, which holds the image from the
+  scale-out), a worker with a replica has its engine container removed: seconds until the
+  spare node answers in its place, requests failed.
+
+A replica that never answers ends the variant with the tasks' states, after a bounded wait.
+Writes results/scale.json and results/scale.md.
 """
 
 from __future__ import annotations
@@ -14,15 +22,18 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import time
 
 from docker.errors import ImageNotFound
 
-from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.infra.swarm import swarm_cluster
+from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.infra.swarm import rollout_image, swarm_cluster
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.traffic.spread import SpreadLoad
 from scripts.variants import select
 
 SERVICE = "classifier"
+SETTLE_SECONDS = 3  # steady traffic before and after each event, so the figures cover all of it
 
 
 def measure(variant, nodes: int) -> dict:
@@ -38,8 +49,49 @@ def measure(variant, nodes: int) -> dict:
         print(f"[scale] {variant.name}: first replica answers after {first:.1f} s; scaling to {nodes} ...",
               file=sys.stderr, flush=True)
         out = cluster.scale(SERVICE, nodes)
-        return {"image": variant.image, "nodes": nodes, "first_replica_seconds": round(first, 1),
-                "scale_out_seconds": round(out, 1)}
+        row = {"image": variant.image, "nodes": nodes, "first_replica_seconds": round(first, 1),
+               "scale_out_seconds": round(out, 1)}
+        row["rolling_update"] = rolling_update(cluster, variant)
+        if nodes >= 3:
+            row["node_loss"] = node_loss(cluster, variant.name, nodes)
+        return row
+
+
+def rolling_update(cluster, variant) -> dict:
+    log(f"[scale] {variant.name}: rolling update to a new tag under load ...")
+    tag = rollout_image(variant.image)
+    try:
+        ref = cluster.push(tag)
+    finally:
+        docker("rmi", tag, check=False)
+    with SpreadLoad([n.service_url for n in cluster.nodes]) as load:
+        time.sleep(SETTLE_SECONDS)
+        seconds = cluster.update(SERVICE, ref)
+        cluster.wait_answering(SERVICE, len(cluster.nodes))
+        time.sleep(SETTLE_SECONDS)
+    return {"update_seconds": round(seconds, 1), **load.summary()}
+
+
+def node_loss(cluster, name: str, nodes: int) -> dict:
+    cluster.scale(SERVICE, nodes - 1)
+    deadline = time.monotonic() + 120
+    while len(cluster.answering()) != nodes - 1 and time.monotonic() < deadline:
+        time.sleep(0.5)  # the scaled-away task drains
+    workers = [n for n in cluster.nodes_running(SERVICE) if n is not cluster.manager]
+    if not workers:
+        raise EngineError(f"{SERVICE}: no worker runs a replica; tasks:\n{cluster.tasks(SERVICE)}")
+    urls = [n.service_url for n in cluster.nodes]
+    log(f"[scale] {name}: {nodes - 1} replicas, one node spare; removing {workers[0].container} under load ...")
+    with SpreadLoad(urls) as load:
+        time.sleep(SETTLE_SECONDS)
+        cluster.kill(workers[0])
+        seconds = cluster.wait_answering(SERVICE, nodes - 1)
+        time.sleep(SETTLE_SECONDS)
+    return {"recovery_seconds": round(seconds, 1), **load.summary()}
+
+
+def log(message: str) -> None:
+    print(message, file=sys.stderr, flush=True)
 
 
 def markdown(data: dict) -> str:
@@ -55,12 +107,24 @@ def markdown(data: dict) -> str:
         fresh = f"{row['fresh_node_seconds']:.1f} s" if row.get("fresh_node_seconds") else "-"
         lines.append(f"| {name} | {human_bytes(row['size_bytes']) if row.get('size_bytes') else '-'} | "
                      f"{r['first_replica_seconds']:.1f} s | {r['scale_out_seconds']:.1f} s | {fresh} |")
+    events = [(n, r) for n, r in rows.items() if "rolling_update" in r]
+    if events:
+        lines += ["", "Under a single-sentence load from 4 clients spread over the nodes (a request a replica does not "
+                  "answer goes to the next: _retried_; _failed_: no replica answered):", "",
+                  "| variant | rolling update: time | requests | failed | retried | p99 | "
+                  "node loss: back to full count | requests | failed | retried |", "|---" * 10 + "|"]
+        for name, r in events:
+            u, k = r["rolling_update"], r.get("node_loss")
+            loss = (f"{k['recovery_seconds']:.1f} s | {k['requests']:,} | {k['failed']} | {k['retried']}" if k
+                    else "- | - | - | -")
+            lines.append(f"| {name} | {u['update_seconds']:.1f} s | {u['requests']:,} | {u['failed']} | "
+                         f"{u['retried']} | {u['p99_ms']:.0f} ms | {loss} |")
     return "\n".join(lines) + "\n"
 
 
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
-    ap.add_argument("--nodes", type=int, default=int(os.environ.get("NODES", "3")))
+    ap.add_argument("--nodes", type=int, default=int(os.environ.get("NODES") or "3"))
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
     variants = select(os.environ.get("VARIANTS"))
