@@ -100,3 +100,84 @@ def test_python_distributions_from_record():
         f"{site}/tiny-1.0.dist-info/RECORD": "tiny/mod.py,sha256=y,3\n",
     })
     assert python_distributions(saved, final) == [("torch", 105, 3), ("tiny", 7, 1)]
+
+
+def _layer_tar(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:
+    import io
+    import tarfile
+
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size, info.mode = len(data), 0o755
+            tar.addfile(info, io.BytesIO(data))
+        for name in whiteouts:
+            tar.addfile(tarfile.TarInfo(name))
+    return out.getvalue()
+
+
+def _write_archive(path, layout: str) -> None:
+    """One image, two layers, saved the classic store's way (manifest.json) or the containerd store's
+    (an OCI layout: index.json, blobs/sha256/..., layers gzipped, an index in front of the manifest)."""
+    import gzip
+    import hashlib
+    import io
+    import json
+    import tarfile
+
+    layers = [_layer_tar({"app/a.bin": b"a" * 100, "etc/os-release": b'ID=debian\nVERSION_ID="12"\n'}),
+              _layer_tar({"app/b.bin": b"b" * 10}, whiteouts=("app/.wh.a.bin",))]
+    config = json.dumps({"config": {"User": "1000"}, "history": [{"created_by": "COPY a"}, {"created_by": "RUN rm"}],
+                         "rootfs": {"type": "layers"}}).encode()
+    blobs: dict[str, bytes] = {}
+
+    def put(data: bytes) -> str:
+        digest = hashlib.sha256(data).hexdigest()
+        blobs[f"blobs/sha256/{digest}"] = data
+        return digest
+
+    if layout == "docker":
+        files = {"config.json": config, "l0/layer.tar": layers[0], "l1/layer.tar": layers[1],
+                 "manifest.json": json.dumps([{"Config": "config.json", "Layers": ["l0/layer.tar", "l1/layer.tar"]}])
+                 .encode()}
+    else:
+        gz = "application/vnd.oci.image.layer.v1.tar+gzip"
+        manifest = {"schemaVersion": 2, "config": {"digest": f"sha256:{put(config)}"},
+                    "layers": [{"mediaType": gz, "digest": f"sha256:{put(gzip.compress(x))}"} for x in layers]}
+        inner_index = {"schemaVersion": 2, "manifests": [{"digest": f"sha256:{put(json.dumps(manifest).encode())}"}]}
+        index = {"schemaVersion": 2, "manifests": [{"digest": f"sha256:{put(json.dumps(inner_index).encode())}"}]}
+        files = {**blobs, "oci-layout": b'{"imageLayoutVersion": "1.0.0"}', "index.json": json.dumps(index).encode()}
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def test_classic_and_oci_layout_archives_read_the_same(tmp_path):
+    from scripts.measure.image_layers import read_saved
+
+    results = []
+    for layout in ("docker", "oci"):
+        _write_archive(tmp_path / f"{layout}.tar", layout)
+        saved = read_saved(tmp_path / f"{layout}.tar")
+        analysis = analyze(saved.layers)
+        results.append(([x.created_by for x in saved.layers], [x.size for x in saved.layers], analysis.wasted_bytes,
+                         sorted(analysis.final), saved.config["config"]["User"], saved.captured["etc/os-release"]))
+    assert results[0] == results[1]
+    assert results[0][2] == 100  # a.bin, deleted in the second layer
+    assert results[0][1] == [100 + 26, 10]
+
+
+def test_an_archive_that_is_not_docker_save_is_a_clear_error(tmp_path):
+    import tarfile
+
+    import pytest
+
+    from scripts.measure.image_layers import ArchiveError, read_saved
+
+    with tarfile.open(tmp_path / "x.tar", "w"):
+        pass
+    with pytest.raises(ArchiveError, match="neither manifest.json nor index.json"):
+        read_saved(tmp_path / "x.tar")

@@ -159,6 +159,49 @@ def under_limit(variant: Variant, limit_mib: int, environment: dict | None = Non
         container.remove()
 
 
+# What an orchestrator may impose (Kubernetes' restricted profile, OpenShift's arbitrary uid in group 0):
+# a uid the image never named, every capability dropped, no new privileges, a CPU limit below one core.
+ORCHESTRATOR_UID = 1000680000
+KILL_WORKER = ("import os, signal\n"
+               "for pid in filter(str.isdigit, os.listdir('/proc')):\n"
+               "    try:\n"
+               "        stat = open(f'/proc/{pid}/stat').read().rsplit(')', 1)[1].split()\n"
+               "        cmd = open(f'/proc/{pid}/cmdline', 'rb').read()\n"
+               "    except OSError:\n"
+               "        continue\n"
+               "    if stat[1] == '1' and b'gunicorn' in cmd:\n"
+               "        os.kill(int(pid), signal.SIGKILL)\n"
+               "        print(pid)\n")
+
+
+def under_orchestrator(variant: Variant, timeout: float = 120) -> dict:
+    """Serve under an orchestrator's conditions, then survive its gunicorn worker being killed."""
+    limit = f"{variant.memory_limit_mib}m"
+    options = {"user": f"{ORCHESTRATOR_UID}:0", "cap_drop": ["ALL"], "security_opt": ["no-new-privileges:true"],
+               "mem_limit": limit, "memswap_limit": limit, "nano_cpus": 900_000_000}
+    container = Container(variant.image, options).start()
+    try:
+        ready = container.wait_ready(timeout)
+        status, body = classify(container.base_url, POSITIVE)
+        served = status == 200 and (body.get("predictions") or [{}])[0].get("label") == "POSITIVE"
+        # The interpreter: `python` on PATH, or the entrypoint of images that run Python directly.
+        python = list(variant.python) or sdk().images.get(variant.image).attrs["Config"]["Entrypoint"]
+        killed = sdk().containers.get(container.id).exec_run([*python, "-c", KILL_WORKER])
+        started = time.monotonic()
+        back = None
+        while time.monotonic() - started < timeout:
+            if classify(container.base_url, POSITIVE)[0] == 200 and container.logs(500).count("Booting worker") > 1:
+                back = round(time.monotonic() - started, 2)
+                break
+            time.sleep(0.2)
+        return {"uid": ORCHESTRATOR_UID, "cpus": 0.9, "limit_mib": variant.memory_limit_mib,
+                "ready_seconds": round(ready, 2), "served": served,
+                "worker_killed": killed.exit_code == 0 and killed.output.strip().isdigit(),
+                "serving_again_seconds": back, "uids": sorted(process_uids(container.id))}
+    finally:
+        container.remove()
+
+
 def process_uids(container_id: str) -> set[int]:
     """User ids of every process in the container (`docker top`'s data, as the SDK returns it)."""
     top = sdk().containers.get(container_id).top(ps_args="-eo uid,pid")
@@ -309,6 +352,10 @@ def smoke_variant(variant: Variant, gpu: bool = False, image: str | None = None)
             limited = result["under_memory_limit"] = under_limit(variant, variant.memory_limit_mib)
             check(limited["heaviest_statuses"] == [200] * 3 and limited["small_status"] == 200
                   and not limited["worker_restarts"], f"under --memory {variant.memory_limit_mib}m: {limited}")
+            imposed = result["under_orchestrator"] = under_orchestrator(variant)
+            check(imposed["served"] and imposed["worker_killed"] and imposed["serving_again_seconds"] is not None
+                  and imposed["uids"] == [ORCHESTRATOR_UID],
+                  f"as uid {ORCHESTRATOR_UID}:0, no capabilities, 0.9 CPU, worker killed: {imposed}")
     except EngineError as exc:
         failures.append(str(exc))
     finally:

@@ -409,6 +409,14 @@ def scale_table() -> str:
     return scale_markdown(data) if data.get("variants") else "(no results/scale.json: run make scale)\n"
 
 
+def surface_table() -> str:
+    """docs/diagnose.md: make sbom's attack surface and SBOM counts (results/surface.json)."""
+    from scripts.measure.sbom import markdown as surface_markdown
+
+    data = _load("surface.json")
+    return surface_markdown(data) if data.get("variants") else "(no results/surface.json: run make sbom)\n"
+
+
 def batching_table() -> str:
     """app/README.md: make batching's rows (results/batching.json)."""
     from scripts.measure.batching import markdown as batching_markdown
@@ -419,6 +427,7 @@ def batching_table() -> str:
 
 RENDERERS: dict[str, Callable[[], str]] = {
     "batching": batching_table,
+    "surface": surface_table,
     "scale": scale_table,
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,

@@ -23,6 +23,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
+from scripts.infra.engine import EngineError
+
 WHITEOUT = ".wh."
 OPAQUE = ".wh..wh..opq"
 # Text files read out of the layers for attribution (Python distributions, OS packages).
@@ -37,6 +39,7 @@ class Entry:
     path: str  # normalized, no leading "./" or "/"
     size: int = 0
     kind: str = "file"  # file | dir | symlink | hardlink | other
+    mode: int = 0o644  # permission bits, setuid/setgid/sticky included
 
 
 @dataclass
@@ -157,26 +160,69 @@ def _kind(member: tarfile.TarInfo) -> str:
 
 
 def _wants(path: str) -> bool:
-    return path.endswith(CAPTURE_SUFFIXES) or path.startswith(CAPTURE_PREFIXES)
+    return (path.endswith(CAPTURE_SUFFIXES) or path.startswith(CAPTURE_PREFIXES)
+            or (path.startswith("usr/share/doc/") and path.endswith("/copyright") and path.count("/") == 4))
+
+
+class ArchiveError(EngineError):
+    """The archive is not a `docker save` output this module can read."""
+
+
+def _member(outer: tarfile.TarFile, name: str):
+    try:
+        found = outer.extractfile(name)
+    except KeyError:
+        found = None
+    if found is None:
+        raise ArchiveError(f"the archive has no {name}")
+    return found
+
+
+def _blob(digest: str) -> str:
+    algorithm, _, hexdigest = digest.partition(":")
+    return f"blobs/{algorithm}/{hexdigest}"
+
+
+def _oci_manifest(outer: tarfile.TarFile) -> dict:
+    """{"Config": path, "Layers": [paths]} from an OCI layout's index.json (the containerd image
+    store's `docker save` writes one, with or without a Docker manifest.json beside it)."""
+    index = json.load(_member(outer, "index.json"))
+    while True:  # an index may point at another index (a multi-platform image): take the first manifest
+        descriptor = index["manifests"][0]
+        document = json.load(_member(outer, _blob(descriptor["digest"])))
+        if "layers" in document:
+            break
+        index = document
+    for layer in document["layers"]:
+        if "zstd" in layer.get("mediaType", ""):
+            raise ArchiveError("zstd-compressed layers cannot be read here (Python's tarfile has no zstd)")
+    return {"Config": _blob(document["config"]["digest"]), "Layers": [_blob(x["digest"]) for x in document["layers"]]}
 
 
 def read_saved(tar_path: Path) -> SavedImage:
-    """Parse a `docker save` archive (Docker or OCI layout) into layers with history."""
+    """Parse a `docker save` archive into layers with history: Docker's layout (manifest.json), or an
+    OCI layout (index.json, blobs/), as the containerd image store writes it; layers plain or gzipped."""
     with tarfile.open(tar_path) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))[0]
-        config = json.load(outer.extractfile(manifest["Config"]))
+        names = set(outer.getnames())
+        if "manifest.json" in names:
+            manifest = json.load(_member(outer, "manifest.json"))[0]
+        elif "index.json" in names:
+            manifest = _oci_manifest(outer)
+        else:
+            raise ArchiveError(f"{tar_path} has neither manifest.json nor index.json: not a `docker save` archive")
+        config = json.load(_member(outer, manifest["Config"]))
         history = [h for h in config.get("history", []) if not h.get("empty_layer")]
         layers: list[Layer] = []
         captured: dict[str, str] = {}
         for n, name in enumerate(manifest["Layers"]):
             entries: list[Entry] = []
-            with tarfile.open(fileobj=outer.extractfile(name), mode="r|*") as inner:
+            with tarfile.open(fileobj=_member(outer, name), mode="r|*") as inner:
                 for member in inner:
                     path = normalize(member.name)
                     if not path:
                         continue
                     size = member.size if member.isfile() else 0
-                    entries.append(Entry(path, size, _kind(member)))
+                    entries.append(Entry(path, size, _kind(member), member.mode))
                     if member.isfile() and _wants(path) and size < 50_000_000:
                         data = inner.extractfile(member)
                         captured[path] = data.read().decode("utf-8", errors="replace") if data else ""
