@@ -12,7 +12,7 @@ MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
        BUILD_CACHE_KEEP
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom diagnose cuda-trim cluster scale \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
 
 help:  ## list targets
@@ -61,6 +61,9 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.measure.compare
+
+startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.json
+	$(PY) -m scripts.measure.startup
 
 sbom: $(VENV_STAMP)  ## CycloneDX SBOM and attack surface of each image: results/sbom/, results/surface.json (IMAGE= any)
 	$(PY) -m scripts.measure.sbom $(if $(IMAGE),--image $(IMAGE))

@@ -409,6 +409,14 @@ def scale_table() -> str:
     return scale_markdown(data) if data.get("variants") else "(no results/scale.json: run make scale)\n"
 
 
+def startup_table() -> str:
+    """docs/measurement.md: make startup's phases (results/startup.json)."""
+    from scripts.measure.startup import markdown as startup_markdown
+
+    data = _load("startup.json")
+    return startup_markdown(data) if data.get("variants") else "(no results/startup.json: run make startup)\n"
+
+
 def surface_table() -> str:
     """docs/diagnose.md: make sbom's attack surface and SBOM counts (results/surface.json)."""
     from scripts.measure.sbom import markdown as surface_markdown
@@ -428,6 +436,7 @@ def batching_table() -> str:
 RENDERERS: dict[str, Callable[[], str]] = {
     "batching": batching_table,
     "surface": surface_table,
+    "startup": startup_table,
     "scale": scale_table,
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,
