@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import difflib
+import importlib
 import json
 import re
 from collections.abc import Callable
@@ -401,43 +402,23 @@ def arm64_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def scale_table() -> str:
-    """docs/deploy.md: make scale's rows (results/scale.json)."""
-    from scripts.measure.scale import markdown as scale_markdown
+def command_table(module: str, results: str, command: str) -> Callable[[], str]:
+    """A block a measuring command renders itself: module's markdown() of results/<results> (imported only
+    when rendered: the measuring modules pull in the engine's client)."""
+    def render() -> str:
+        data = _load(results)
+        if not data.get("variants"):
+            return f"(no results/{results}: run {command})\n"
+        return importlib.import_module(module).markdown(data)
 
-    data = _load("scale.json")
-    return scale_markdown(data) if data.get("variants") else "(no results/scale.json: run make scale)\n"
-
-
-def startup_table() -> str:
-    """docs/measurement.md: make startup's phases (results/startup.json)."""
-    from scripts.measure.startup import markdown as startup_markdown
-
-    data = _load("startup.json")
-    return startup_markdown(data) if data.get("variants") else "(no results/startup.json: run make startup)\n"
-
-
-def surface_table() -> str:
-    """docs/diagnose.md: make sbom's attack surface and SBOM counts (results/surface.json)."""
-    from scripts.measure.sbom import markdown as surface_markdown
-
-    data = _load("surface.json")
-    return surface_markdown(data) if data.get("variants") else "(no results/surface.json: run make sbom)\n"
-
-
-def batching_table() -> str:
-    """app/README.md: make batching's rows (results/batching.json)."""
-    from scripts.measure.batching import markdown as batching_markdown
-
-    data = _load("batching.json")
-    return batching_markdown(data) if data.get("variants") else "(no results/batching.json: run make batching)\n"
+    return render
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
-    "batching": batching_table,
-    "surface": surface_table,
-    "startup": startup_table,
-    "scale": scale_table,
+    "batching": command_table("scripts.measure.batching", "batching.json", "make batching"),  # app/README.md
+    "surface": command_table("scripts.measure.sbom", "surface.json", "make sbom"),  # docs/diagnose.md
+    "startup": command_table("scripts.measure.startup", "startup.json", "make startup"),  # docs/measurement.md
+    "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,

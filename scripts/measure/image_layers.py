@@ -26,6 +26,7 @@ from pathlib import Path
 from scripts.infra.engine import EngineError
 
 WHITEOUT = ".wh."
+SITE_PACKAGES = re.compile(r"(^|/)(site|dist)-packages$")  # where installed distributions live
 OPAQUE = ".wh..wh..opq"
 # Text files read out of the layers for attribution (Python distributions, OS packages).
 CAPTURE_SUFFIXES = (".dist-info/RECORD", ".dist-info/METADATA")
@@ -268,7 +269,7 @@ def distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, 
         if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
             continue
         site = posixpath.dirname(posixpath.dirname(record_path))
-        if not re.search(r"(^|/)(site|dist)-packages$", site):
+        if not SITE_PACKAGES.search(site):
             continue  # vendored inside another package (setuptools/_vendor): that package's RECORD lists it
         name = posixpath.basename(posixpath.dirname(record_path)).removesuffix(".dist-info").rsplit("-", 1)[0]
         version = re.search(r"python3\.(\d+)", site)
@@ -310,6 +311,17 @@ def os_package_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, se
     return owned
 
 
+def installed_packages(saved: SavedImage, final: dict[str, Entry] | None = None) -> list[dict[str, str]]:
+    """The control fields of every installed Debian package: dpkg's status database, and the
+    distroless-style status.d/ files (those surviving in final, when it is given)."""
+    stanzas = [f for f in map(_fields, saved.captured.get("var/lib/dpkg/status", "").split("\n\n"))
+               if f.get("Status", "").endswith(" installed")]
+    stanzas += [_fields(text) for path, text in saved.captured.items()
+                if path.startswith("var/lib/dpkg/status.d/") and "." not in posixpath.basename(path)
+                and (final is None or path in final)]
+    return [f for f in stanzas if f.get("Package")]
+
+
 def os_packages(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, int, str]]:
     """(package, bytes, how measured) for each installed Debian package.
 
@@ -318,16 +330,8 @@ def os_packages(saved: SavedImage, final: dict[str, Entry]) -> list[tuple[str, i
     """
     files = os_package_files(saved, final)
     packages = [(name, sum(final[p].size for p in paths), "files") for name, paths in files.items()]
-    for stanza in saved.captured.get("var/lib/dpkg/status", "").split("\n\n"):
-        fields = _fields(stanza)
-        name = fields.get("Package", "")
-        if fields.get("Status", "").endswith(" installed") and name and name not in files:
-            packages.append((name, int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
-    for path, text in saved.captured.items():
-        if path.startswith("var/lib/dpkg/status.d/") and path in final and "." not in posixpath.basename(path):
-            fields = _fields(text)
-            if "Package" in fields:
-                packages.append((fields["Package"], int(fields.get("Installed-Size", "0") or 0) * 1024, "declared"))
+    packages += [(f["Package"], int(f.get("Installed-Size", "0") or 0) * 1024, "declared")
+                 for f in installed_packages(saved, final) if f["Package"] not in files]
     return sorted(packages, key=lambda x: -x[1])
 
 
@@ -353,10 +357,7 @@ def debian_release(saved: SavedImage) -> str:
     release = os_release(saved)
     if release.get("ID") == "debian" and release.get("VERSION_ID"):
         return release["VERSION_ID"]
-    stanzas = saved.captured.get("var/lib/dpkg/status", "").split("\n\n")
-    stanzas += [t for p, t in saved.captured.items() if p.startswith("var/lib/dpkg/status.d/")]
-    for stanza in stanzas:
-        fields = _fields(stanza)
+    for fields in installed_packages(saved):
         if fields.get("Package") == "libc6":
             version = fields.get("Version", "")
             match = re.search(r"deb(\d+)u", version)

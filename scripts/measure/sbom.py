@@ -28,9 +28,18 @@ import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
+from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.measure.diagnose import saved_image
-from scripts.measure.image_layers import Entry, SavedImage, _fields, analyze, debian_release, read_saved
+from scripts.measure.image_layers import (
+    SITE_PACKAGES,
+    Entry,
+    SavedImage,
+    _fields,
+    analyze,
+    debian_release,
+    installed_packages,
+    read_saved,
+)
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
 from scripts.variants import BY_NAME, VARIANTS, select
 
@@ -108,13 +117,9 @@ def debian_license(copyright_text: str | None) -> dict | None:
 def components(saved: SavedImage, final: dict[str, Entry]) -> list[dict]:
     release = debian_release(saved)
     out: dict[str, dict] = {}
-    stanzas = saved.captured.get("var/lib/dpkg/status", "").split("\n\n")
-    stanzas += [text for path, text in saved.captured.items()
-                if path.startswith("var/lib/dpkg/status.d/") and path in final and "." not in posixpath.basename(path)]
-    for stanza in stanzas:
-        fields = _fields(stanza)
-        name, version = fields.get("Package", ""), fields.get("Version", "")
-        if not name or not version or ("Status" in fields and not fields["Status"].endswith(" installed")):
+    for fields in installed_packages(saved, final):
+        name, version = fields["Package"], fields.get("Version", "")
+        if not version:
             continue
         purl = _purl("deb", name, version, "debian", arch=fields.get("Architecture", ""),
                      distro=f"debian-{release}" if release else "")
@@ -125,8 +130,7 @@ def components(saved: SavedImage, final: dict[str, Entry]) -> list[dict]:
         out[purl] = item
     for path, text in saved.captured.items():
         site = posixpath.dirname(posixpath.dirname(path))
-        if not path.endswith(".dist-info/METADATA") or path not in final \
-                or not re.search(r"(^|/)(site|dist)-packages$", site):
+        if not path.endswith(".dist-info/METADATA") or path not in final or not SITE_PACKAGES.search(site):
             continue
         head = dict(line.split(": ", 1) for line in text.split("\n\n", 1)[0].splitlines() if ": " in line)
         name, version = head.get("Name", ""), head.get("Version", "")
@@ -152,8 +156,6 @@ def bom(image: str, image_id: str, saved: SavedImage, final: dict[str, Entry], w
 
 
 def measure(image: str) -> tuple[dict, dict]:
-    from scripts.infra.engine import sdk
-
     image_id = sdk().images.get(image).id
     with saved_image(image) as archive:
         saved = read_saved(archive)
