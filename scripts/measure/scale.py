@@ -14,7 +14,8 @@ node and failing over between them (scripts/traffic/spread.py):
   spare node answers in its place, requests failed.
 
 A replica that never answers ends the variant with the tasks' states, after a bounded wait.
-Writes results/scale.json and results/scale.md.
+Writes results/scale.json, results/scale.md and results/scale.png (`--render` redraws the last two
+from the JSON without measuring).
 """
 
 from __future__ import annotations
@@ -23,11 +24,13 @@ import argparse
 import os
 import sys
 import time
+from pathlib import Path
 
 from docker.errors import ImageNotFound
 
 from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.swarm import rollout_image, swarm_cluster
+from scripts.measure.report import save_figure
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic.spread import SpreadLoad
 from scripts.variants import select
@@ -49,8 +52,11 @@ def measure(variant, nodes: int) -> dict:
         print(f"[scale] {variant.name}: first replica answers after {first:.1f} s; scaling to {nodes} ...",
               file=sys.stderr, flush=True)
         out = cluster.scale(SERVICE, nodes)
-        row = {"image": variant.image, "nodes": nodes, "first_replica_seconds": round(first, 1),
-               "scale_out_seconds": round(out, 1)}
+        row = {"image": variant.image, "size_bytes": sdk().images.get(variant.image).attrs["Size"],
+               "nodes": nodes, "first_replica_seconds": round(first, 1), "scale_out_seconds": round(out, 1),
+               # the single node's figure for the same image, as make compare last measured it
+               "fresh_node_seconds": load_json(RESULTS / "compare.json").get("variants", {})
+               .get(variant.name, {}).get("fresh_node_seconds")}
         row["rolling_update"] = rolling_update(cluster, variant)
         if nodes >= 3:
             row["node_loss"] = node_loss(cluster, variant.name, nodes)
@@ -96,16 +102,14 @@ def log(message: str) -> None:
 
 def markdown(data: dict) -> str:
     rows = data["variants"]
-    sizes = load_json(RESULTS / "compare.json").get("variants", {})
     lines = [f"_{data['machine'].get('cpu', '?')}, {data['machine'].get('cores', '?')} cores, "
              f"{data['machine'].get('measured_at', '?')[:10]}; swarm of {data['nodes']} fresh nodes_", "",
              "| variant | image size | first replica answers (service create) | "
              f"1 → {data['nodes']} replicas, all answering | single-node fresh node (make compare) |",
              "|---|---|---|---|---|"]
     for name, r in rows.items():
-        row = sizes.get(name, {})
-        fresh = f"{row['fresh_node_seconds']:.1f} s" if row.get("fresh_node_seconds") else "-"
-        lines.append(f"| {name} | {human_bytes(row['size_bytes']) if row.get('size_bytes') else '-'} | "
+        fresh = f"{r['fresh_node_seconds']:.1f} s" if r.get("fresh_node_seconds") else "-"
+        lines.append(f"| {name} | {human_bytes(r['size_bytes']) if r.get('size_bytes') else '-'} | "
                      f"{r['first_replica_seconds']:.1f} s | {r['scale_out_seconds']:.1f} s | {fresh} |")
     events = [(n, r) for n, r in rows.items() if "rolling_update" in r]
     if events:
@@ -122,13 +126,56 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+# The bars of the chart: (label, how to read the seconds from a variant's row).
+CHART_BARS = (
+    ("single node, fresh (make compare)", lambda r: r.get("fresh_node_seconds")),
+    ("first replica", lambda r: r.get("first_replica_seconds")),
+    ("1 → N replicas, all answering", lambda r: r.get("scale_out_seconds")),
+    ("rolling update", lambda r: r.get("rolling_update", {}).get("update_seconds")),
+    ("node loss: back to full count", lambda r: r.get("node_loss", {}).get("recovery_seconds")),
+)
+
+
+def chart(data: dict, path: Path) -> Path:
+    """Grouped bars, one group per variant: the seconds each swarm event took beside the single node's."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    rows = data["variants"]
+    names = list(rows)
+    width = 0.8 / len(CHART_BARS)
+    fig, ax = plt.subplots(figsize=(9, 4.2))
+    for i, (label, read) in enumerate(CHART_BARS):
+        values = [read(rows[n]) or 0 for n in names]
+        xs = [x + (i - (len(CHART_BARS) - 1) / 2) * width for x in range(len(names))]
+        bars = ax.bar(xs, values, width, label=label.replace("N", str(data["nodes"])))
+        for bar, v in zip(bars, values, strict=True):
+            if v:
+                ax.annotate(f"{v:.0f}", (bar.get_x() + bar.get_width() / 2, bar.get_height()), ha="center",
+                            va="bottom", fontsize=6)
+    ax.set_xticks(range(len(names)), [n.replace("_", "\n") for n in names], fontsize=8)
+    ax.set_ylabel("seconds")
+    ax.set_title(f"Docker Swarm of {data['nodes']} fresh nodes: seconds per event (lower is better)", fontsize=10)
+    ax.legend(fontsize=7, loc="upper right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--nodes", type=int, default=int(os.environ.get("NODES") or "3"))
+    ap.add_argument("--render", action="store_true", help="redraw scale.md and scale.png from scale.json only")
     args = ap.parse_args(argv)
+    path = RESULTS / "scale.json"
+    if args.render:
+        data = load_json(path)
+        (RESULTS / "scale.md").write_text(markdown(data))
+        print(chart(data, RESULTS / "scale.png"))
+        return 0
     finish_cleanly_on_sigterm()
     variants = select(os.environ.get("VARIANTS"))
-    path = RESULTS / "scale.json"
     data = load_json(path) if path.exists() else {}
     data.update(machine=machine(), nodes=args.nodes)
     data.setdefault("variants", {})
@@ -141,6 +188,7 @@ def main(argv: list[str] | None = None) -> int:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     (RESULTS / "scale.md").write_text(markdown(data))
+    chart(data, RESULTS / "scale.png")
     print_table(["variant", "first replica", f"1 -> {args.nodes}"],
                 [[n, f"{r['first_replica_seconds']:.1f} s", f"{r['scale_out_seconds']:.1f} s"]
                  for n, r in data["variants"].items()])
