@@ -8,10 +8,11 @@ engine (docker:dind; both scripts/infra/registry.py), and the fresh-node time (t
 then `docker run` there until the first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
 one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
-and max kept); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
-(root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at
-concurrency 8, and how many of scripts/traffic/hostile.py's checks pass. FLAVOR=cuda (torch
-variants only; no GPU needed: DEVICE=auto falls back to the CPU) adds which CUDA libraries
+and max kept, each split into its phases by scripts/measure/startup.py: results/startup.json
+and startup.png); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
+(root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at concurrency 8,
+and how many of scripts/traffic/hostile.py's checks pass. FLAVOR=cuda (torch variants only; no GPU
+needed: DEVICE=auto falls back to the CPU) adds which CUDA libraries
 the service loads against those the image ships (scripts/measure/cuda_libs.py), and removes each
 image and its build cache once measured (KEEP_IMAGES=1 keeps them): five CUDA images and
 their rebuilds do not fit a small disk at once.
@@ -52,7 +53,7 @@ from scripts.images.build import (
 from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.measure import cuda_libs, memory_peak
+from scripts.measure import cuda_libs, memory_peak, startup
 from scripts.measure.composition import stacked_chart
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
@@ -83,16 +84,6 @@ def wait_first_classify(container: Container, started: float, timeout: float = 1
     raise EngineError(f"{container.image}: no /classify answer within {timeout:.0f}s")
 
 
-def first_classify_seconds(image: str) -> float:
-    """From `docker run` to the first 200 answer of /classify, in a fresh container."""
-    started = time.perf_counter()
-    container = Container(image).start()
-    try:
-        return wait_first_classify(container, started)
-    finally:
-        container.remove()
-
-
 def start_runs() -> int:
     raw = os.environ.get("START_RUNS", "5").strip() or "5"
     if not raw.isdigit() or int(raw) < 1:
@@ -101,7 +92,10 @@ def start_runs() -> int:
 
 
 def runtime_figures(variant: Variant, runs: int = 5) -> dict:
-    starts = [first_classify_seconds(variant.image) for _ in range(runs)]
+    # each cold start split into its phases (docker run to the first 200); their sum is the start
+    phased = [startup.one_start(variant.image) for _ in range(runs)]
+    startup.record({variant.name: startup.medians(phased)}, flavored(RESULTS / "startup.json", variant.flavor))
+    starts = [sum(p.values()) for p in phased]
     container = Container(variant.image).start()
     try:
         container.wait_ready()

@@ -11,8 +11,9 @@ they arrive (`docker logs --timestamps`):
   worker fork and warm-up    until the worker's "listening" line (post_worker_init's warm-up inside)
   first answer               until the first 200 from /classify (polled every 20 ms)
 
-Median of each phase over START_RUNS fresh containers. Writes results/startup.json; the table in
-docs/measurement.md is generated from it.
+Median of each phase over START_RUNS fresh containers. Writes results/startup.json (rows of other
+variants kept) and results/startup.png, a stacked bar per variant; `make compare` writes the same
+from its own cold starts (START_RUNS=5 there). The table in docs/measurement.md is generated from it.
 """
 
 from __future__ import annotations
@@ -23,10 +24,12 @@ import statistics
 import sys
 import time
 from datetime import datetime
+from pathlib import Path
 
 from scripts.images.smoke import POSITIVE, Container, classify
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.results import RESULTS, machine, print_table, save_json
+from scripts.measure.report import save_figure
+from scripts.results import RESULTS, load_json, machine, print_table, save_json
 from scripts.variants import VARIANTS, select
 
 PHASES = ("engine: create and start", "interpreter and imports", "model load", "gunicorn arbiter",
@@ -71,6 +74,8 @@ def one_start(image: str, timeout: float = 180) -> dict[str, float]:
                     break
             except Exception:  # noqa: BLE001 - not listening yet
                 pass
+            if not container.running():
+                raise EngineError(f"{image} exited during start-up:\n{container.logs()}")
             time.sleep(0.02)
         else:
             raise EngineError(f"{image}: no answer within {timeout:.0f} s:\n{container.logs()}")
@@ -82,11 +87,31 @@ def one_start(image: str, timeout: float = 180) -> dict[str, float]:
         container.remove()
 
 
+def medians(starts: list[dict[str, float]]) -> dict[str, float]:
+    """The median of each phase over several starts, and how many there were."""
+    return {**{k: round(statistics.median(s[k] for s in starts), 3) for k in PHASES}, "runs": len(starts)}
+
+
+def record(rows: dict[str, dict], path: Path = RESULTS / "startup.json") -> dict:
+    """Merge these variants' medians into results/startup.json (others' rows kept) and redraw startup.png."""
+    data = load_json(path) if path.exists() else {}
+    data["machine"] = machine()
+    data["variants"] = {v.name: r for v in VARIANTS if (r := {**data.get("variants", {}), **rows}.get(v.name))}
+    save_json(path, data)
+    chart(data, path.with_suffix(".png"))
+    return data
+
+
+def runs_label(data: dict) -> str:
+    counts = sorted({r.get("runs", data.get("runs")) for r in data["variants"].values()} - {None})
+    return "/".join(map(str, counts)) or "?"
+
+
 def markdown(data: dict) -> str:
     m = data.get("machine", {})
     rows = data.get("variants", {})
     lines = [f"_{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('measured_at', '?')[:10]}; median of "
-             f"{data.get('runs', '?')} starts_", "",
+             f"{runs_label(data)} starts_", "",
              "| variant | " + " | ".join(PHASES) + " | total |", "|---" * (len(PHASES) + 2) + "|"]
     for v in VARIANTS:
         if v.name in rows:
@@ -96,21 +121,44 @@ def markdown(data: dict) -> str:
     return "\n".join(lines) + "\n"
 
 
+def chart(data: dict, path: Path) -> Path:
+    """One horizontal bar per variant, stacked by phase: where each second of a cold start goes."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    names = [v.name for v in VARIANTS if v.name in data["variants"]]
+    fig, ax = plt.subplots(figsize=(9, 0.45 * len(names) + 1.6))
+    left = [0.0] * len(names)
+    for phase in PHASES:
+        widths = [data["variants"][n][phase] for n in names]
+        ax.barh(names, widths, left=left, label=phase)
+        left = [a + b for a, b in zip(left, widths, strict=True)]
+    for y, total in enumerate(left):
+        ax.annotate(f"{total:.2f} s", (total, y), xytext=(3, 0), textcoords="offset points", va="center", fontsize=7)
+    ax.invert_yaxis()
+    ax.set_xlabel("seconds from docker run to the first 200 from /classify")
+    ax.set_title(f"Cold start, phase by phase (median of {runs_label(data)} starts)", fontsize=10)
+    ax.legend(fontsize=7, ncol=3, loc="lower right")
+    fig.tight_layout()
+    return save_figure(fig, path)
+
+
 def main() -> int:
     finish_cleanly_on_sigterm()
     runs = int(os.environ.get("START_RUNS") or "3")
-    data: dict = {"machine": machine(), "runs": runs, "variants": {}}
+    rows: dict[str, dict] = {}
     try:
         ensure_engine()
         for v in select(os.environ.get("VARIANTS")):
             print(f"[startup] {v.name}: {runs} starts ...", file=sys.stderr, flush=True)
-            starts = [one_start(v.image) for _ in range(runs)]
-            data["variants"][v.name] = {k: round(statistics.median(s[k] for s in starts), 3) for k in PHASES}
+            rows[v.name] = medians([one_start(v.image) for _ in range(runs)])
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save_json(RESULTS / "startup.json", data)
-    print_table(["variant", *PHASES], [[n, *(f"{p[k]:.2f}" for k in PHASES)] for n, p in data["variants"].items()])
+    record(rows)
+    print_table(["variant", *PHASES], [[n, *(f"{p[k]:.2f}" for k in PHASES)] for n, p in rows.items()])
     return 0
 
 
