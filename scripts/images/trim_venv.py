@@ -26,7 +26,7 @@ REMOVE = (
     "torch/bin/*Test", "torch/bin/test_*", "torch/bin/protoc*",  # C++ tests, protoc (torch_shm_manager stays)
     "torch/test",  # C++ test executables
     "torch/lib/lib*test*.so",  # test-only libraries (jitbackend_test, torchbind_test)
-    "*/tests",  # packages' own test suites (numpy, sympy, ...)
+    "**/tests",  # packages' own test suites, nested ones too (numpy/_core/tests, sympy/*/tests, ...)
     "numpy/f2py",  # Fortran wrapper generator: a build tool
     # onnxruntime's offline tools (graph optimizers, quantization, converters); a session needs only capi/
     "onnxruntime/transformers", "onnxruntime/tools", "onnxruntime/quantization", "onnxruntime/datasets",
@@ -70,6 +70,8 @@ def trim(venv: Path, patterns: tuple[str, ...] = REMOVE) -> int:
     freed = 0
     for pattern in patterns:
         for path in sorted(site.glob(pattern)):
+            if not path.exists() and not path.is_symlink():
+                continue  # inside a folder this pattern already removed (tests/.../tests)
             freed += size(path)
             if path.is_dir() and not path.is_symlink():
                 shutil.rmtree(path)
