@@ -443,7 +443,7 @@ class Rules:
         if "torch" not in self.files_of or not ref:
             return
         # What the ONNX image runs on stays (tokenizers, numpy ...): only what torch and transformers alone need goes.
-        kept = requirement_names(ONNX_REQUIREMENTS)
+        kept = requirement_names(ONNX_REQUIREMENTS) | {"numpy"}  # onnx_image's numpy is Debian's, not a pin
         names = exclusive_closure({n for n in TORCH_STACK if n in self.files_of}, self.requires) - kept
         stack_bytes, got = self.ledger.take(p for n in names for p in self.files_of.get(n, ()))
         model_bytes, _ = self.ledger.take(p for p in self.final if re.search(r"\.(safetensors|bin|pt|pth)$", p)
