@@ -198,3 +198,17 @@ def test_probe_requests_parse():
         parse_requests("classify please")
     with pytest.raises(ValueError, match="not JSON"):
         parse_requests("POST /classify {text}")
+
+
+def test_probe_leaves_out_frozen_modules():
+    """os, io, site ... run from bytecode frozen into the interpreter: their .py is never read, so no .pyc
+    is missing for them (stdlib-without-bytecode counted them on an image that compiled only what it imports)."""
+    import os
+
+    from scripts.measure import trace_probe
+
+    assert os.__spec__.origin == "frozen"  # this interpreter freezes os, as 3.11+ do
+    snapshot = trace_probe._snapshot()
+    assert "os" in snapshot["modules"]
+    assert os.path.abspath(os.__file__) not in snapshot["module_files"]
+    assert os.path.abspath(trace_probe.__file__) in snapshot["module_files"]

@@ -25,6 +25,8 @@ def _snapshot() -> dict:
     for name, module in list(sys.modules.items()):
         names.append(name)
         path = getattr(module, "__file__", None)
+        if getattr(getattr(module, "__spec__", None), "origin", None) == "frozen":
+            continue  # runs from bytecode inside the interpreter (os, io, site, ...): its file is never read
         if isinstance(path, str):
             files.add(os.path.abspath(path))
     mapped = set()
