@@ -12,7 +12,7 @@ MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
        BUILD_CACHE_KEEP
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose cuda-trim cluster scale \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose onnx-cuts cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
 
 help:  ## list targets
@@ -79,6 +79,9 @@ cluster: $(VENV_STAMP)  ## a Docker Swarm of fresh nodes (NODES=3) with a regist
 
 scale: $(MODEL_STAMP)  ## scale-out 1 -> NODES replicas on a fresh swarm per variant (built images): results/scale.{json,md}
 	$(PY) -m scripts.measure.scale --nodes $(or $(NODES),3)
+
+onnx-cuts: $(MODEL_STAMP)  ## onnx_image built from each commit that cut it toward its floor: results/onnx-cuts.json
+	$(PY) -m scripts.measure.onnx_cuts
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"

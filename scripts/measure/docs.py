@@ -402,12 +402,12 @@ def arm64_table() -> str:
     return "\n".join(lines) + "\n"
 
 
-def command_table(module: str, results: str, command: str) -> Callable[[], str]:
+def command_table(module: str, results: str, command: str, key: str = "variants") -> Callable[[], str]:
     """A block a measuring command renders itself: module's markdown() of results/<results> (imported only
     when rendered: the measuring modules pull in the engine's client)."""
     def render() -> str:
         data = _load(results)
-        if not data.get("variants"):
+        if not data.get(key):
             return f"(no results/{results}: run {command})\n"
         return importlib.import_module(module).markdown(data)
 
@@ -419,6 +419,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "surface": command_table("scripts.measure.sbom", "surface.json", "make sbom"),  # docs/diagnose.md
     "startup": command_table("scripts.measure.startup", "startup.json", "make startup"),  # docs/measurement.md
     "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
+    "onnx-cuts": command_table("scripts.measure.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,
