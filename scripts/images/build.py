@@ -219,7 +219,8 @@ def prepare(flavor: str = "cpu", platform: str = "", variants: list[Variant] | N
                        cuda_trim=os.environ.get("CUDA_TRIM", "").strip() not in {"", "0"})
     mode = wheelhouse_mode()
     if mode == "auto":
-        probe_image = next(setup.base_args[a] for a in PROBE_BASES if a in setup.base_args)
+        probe_image = next((setup.base_args[a] for a in PROBE_BASES if a in setup.base_args), None) \
+            or bases.resolve_one(bases.BY_ARG["PYTHON_SLIM_IMAGE"], arch=foreign)  # none of them has python3
         setup.use_wheelhouse = not index_reachable(probe_image)
         log("WHEELHOUSE=auto: " + ("containers here cannot reach PyPI: builds install from the local wheelhouse"
                                    if setup.use_wheelhouse else "containers reach PyPI: builds install from it"))

@@ -89,14 +89,23 @@ for d in lib lib64; do [ -e "$1/usr/$d" ] && [ ! -e "$1/$d" ] && ln -s "usr/$d" 
 """
 
 
-def distroless_hook(python: str) -> str:
+# What gcr.io/distroless/cc-debianN ships: glibc, OpenSSL's libraries, the C/C++ runtimes, certs; no Python.
+CC_PACKAGES = tuple("libc6 libssl3t64 libstdc++6 libgcc-s1 libgomp1 ca-certificates tzdata netbase".split())
+
+
+def distroless_hook(python: str = "") -> str:
+    """Strip a Debian root to distroless's shape; python '' (the cc image) keeps no program at all."""
+    if not python:
+        return DISTROLESS_HOOK_TEMPLATE.replace(' ! -name python@PY@', '').replace(
+            'ln -s python@PY@ "$r/usr/bin/python3"\n', '')
     return DISTROLESS_HOOK_TEMPLATE.replace("@PY@", python)
 
 
-def distroless_changes(python: str) -> tuple[str, ...]:
+def distroless_changes(python: str = "") -> tuple[str, ...]:
+    entrypoint = (f'ENTRYPOINT ["/usr/bin/python{python}"]',) if python else ()
     return ("ENV LANG=C.UTF-8", "ENV PATH=/usr/local/bin:/usr/bin",
             "ENV SSL_CERT_FILE=/etc/ssl/certs/ca-certificates.crt",
-            "USER 65532:65532", "WORKDIR /home/nonroot", f'ENTRYPOINT ["/usr/bin/python{python}"]')
+            "USER 65532:65532", "WORKDIR /home/nonroot", *entrypoint)
 
 
 @dataclass(frozen=True)
@@ -149,8 +158,12 @@ BASES = (
     Base("DISTROLESS13_IMAGE", "gcr.io/distroless/python3-debian13:nonroot",
          "local/distroless-python3-debian13:nonroot", "extract", distroless_packages("3.13"),
          hooks=(distroless_hook("3.13"), MERGED_USR_LINKS), changes=distroless_changes("3.13"), suite=SUITE_13),
+    Base("DISTROLESS_CC13_IMAGE", "gcr.io/distroless/cc-debian13:nonroot", "local/distroless-cc-debian13:nonroot",
+         "extract", CC_PACKAGES, hooks=(distroless_hook(), MERGED_USR_LINKS), changes=distroless_changes(),
+         suite=SUITE_13),
 )
 
+BY_ARG = {b.arg: b for b in BASES}
 
 # Not bases of the Dockerfiles: the containers `make compare` measures with (scripts/infra/registry.py).
 # The stand-in registry is Debian's build of the same CNCF distribution server, the stand-in

@@ -187,10 +187,9 @@ def references(release: str) -> list[Reference]:
     """The slim and distroless bases of the image's own Debian release that this engine holds."""
     if not release:
         return []
-    by_arg = {b.arg: b for b in bases.BASES}
     out = []
     for name, args in REFERENCE_BASES.items():
-        for ref in (r for arg in args for r in (by_arg[arg].official, by_arg[arg].local)):
+        for ref in (r for arg in args for r in (bases.BY_ARG[arg].official, bases.BY_ARG[arg].local)):
             found = reference(ref)
             if found and found[0] == release:
                 out.append(Reference(name, ref, found[1]))

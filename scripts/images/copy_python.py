@@ -1,0 +1,114 @@
+"""Gather the Python that runs this script into a folder, to be copied onto a base without Python.
+
+    python3 copy_python.py /python            # then, in the runtime stage: COPY --from=build /python/ /
+
+Runs in a Dockerfile's build stage (standard library only). Copies the interpreter, its standard
+library as bytecode only (legacy .pyc beside where each .py was; the sources stay behind), the
+extension modules, and the shared libraries those link that the base (distroless/cc: glibc,
+OpenSSL, libstdc++) lacks, with their dpkg records under var/lib/dpkg/status.d/ so SBOM
+scanners still see them. Left out: what a service never runs (the installer, venv, IDLE, Tk, the
+REPL, unittest, xmlrpc, the interpreter's test modules) and the extension modules for sqlite3,
+readline, curses and dbm, whose libraries are not copied.
+"""
+
+from __future__ import annotations
+
+import compileall
+import os
+import re
+import shutil
+import subprocess
+import sys
+import sysconfig
+from pathlib import Path
+
+# Packages the base provides: libraries they own are not copied.
+BASE_PACKAGES = ("libc6", "libssl3t64", "libgcc-s1", "libstdc++6", "libgomp1")
+# Standard-library folders no service runs, relative to the stdlib directory.
+LEAVE_OUT = ("ensurepip", "venv", "idlelib", "tkinter", "turtledemo", "pydoc_data", "_pyrepl", "unittest", "test",
+             "xmlrpc", "site-packages", "dist-packages", "__phello__")
+# Extension modules left out: those whose libraries are not copied, and the interpreter's own test modules.
+DYNLOAD_LEAVE_OUT = re.compile(r"^(_(sqlite3|curses|curses_panel|dbm|gdbm|tkinter)|readline"
+                               r"|_test\w*|_ctypes_test|_xxtestfuzz|xx\w*)\.")
+
+
+def run(*cmd: str) -> str:
+    return subprocess.run(cmd, capture_output=True, text=True, check=True).stdout
+
+
+def needed_libraries(elves: list[Path]) -> set[Path]:
+    """Every shared library the ELF files load (ldd: the whole tree), by real path."""
+    found = set()
+    for elf in elves:
+        for line in run("ldd", str(elf)).splitlines():
+            if "=>" in line and (target := line.split("=>")[1].split("(")[0].strip()).startswith("/"):
+                found.add(Path(target))
+    return found
+
+
+def owner(path: Path) -> str | None:
+    """The Debian package that installed path (merged /usr: /lib paths are found under /usr/lib too)."""
+    for candidate in (path, Path("/usr") / path.relative_to("/") if not str(path).startswith("/usr/") else path):
+        proc = subprocess.run(["dpkg", "-S", str(candidate)], capture_output=True, text=True, check=False)
+        if proc.returncode == 0:
+            return proc.stdout.split(":")[0]
+    return None
+
+
+def copy(src: Path, dest_root: Path) -> None:
+    """src (symlinks followed) to the same absolute path under dest_root; /lib paths land in /usr/lib."""
+    rel = str(src.resolve()) if src.is_symlink() else str(src)
+    target = dest_root / re.sub(r"^/(lib|lib64)/", r"usr/\1/", rel).lstrip("/")
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(src.resolve(), target)
+    if src.name != target.name:  # the soname a program asks for, beside the versioned file
+        link = target.parent / src.name
+        if not link.exists():
+            link.symlink_to(target.name)
+
+
+def bytecode_only(stdlib: Path) -> None:
+    """Compile every module to a legacy .pyc beside it, then drop the sources and __pycache__ folders."""
+    compileall.compile_dir(stdlib, legacy=True, quiet=2, workers=0)
+    for source in stdlib.rglob("*.py"):
+        if source.with_suffix(".pyc").exists():
+            source.unlink()
+    for cache in [p for p in stdlib.rglob("__pycache__") if p.is_dir()]:
+        shutil.rmtree(cache)
+
+
+def gather(dest: Path) -> None:
+    executable = Path(os.path.realpath(sys.executable))
+    stdlib = Path(sysconfig.get_paths()["stdlib"])
+    dynload = stdlib / "lib-dynload"
+    target = dest / stdlib.relative_to("/")
+    shutil.copytree(stdlib, target, ignore=lambda d, names: [
+        n for n in names if (Path(d) == stdlib and n in LEAVE_OUT) or n == "__pycache__"
+        or (Path(d) == dynload and DYNLOAD_LEAVE_OUT.search(n))])
+    bytecode_only(target)
+    copy(executable, dest)
+    (dest / "usr/bin/python3").symlink_to(executable.name)
+
+    extensions = [executable, *sorted((target / "lib-dynload").glob("*.so"))]
+    base = set(BASE_PACKAGES)
+    packages = {"python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib"} if \
+        sys.version_info[:2] == (3, 13) else set()
+    for lib in sorted(needed_libraries(extensions)):
+        package = owner(lib)
+        if package and package.split(":")[0] in base:
+            continue
+        copy(lib, dest)
+        if package:
+            packages.add(package.split(":")[0])
+    status = dest / "var/lib/dpkg/status.d"
+    status.mkdir(parents=True, exist_ok=True)
+    for package in sorted(packages):
+        (status / package).write_text(run("dpkg-query", "-s", package))
+    print(f"copy_python: {executable} and {stdlib} (bytecode only) into {dest}; "
+          f"dpkg records: {', '.join(sorted(packages))}")
+
+
+if __name__ == "__main__":
+    if len(sys.argv) != 2:
+        sys.exit(__doc__.split("\n\n")[1])
+    gather(Path(sys.argv[1]))
