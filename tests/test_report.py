@@ -116,3 +116,46 @@ def test_scratch_rebuilds_leave_no_untagged_image(monkeypatch):
     assert set(out["onnx_image"]) == {"rebuild_app_seconds", "rebuild_model_seconds"}
     assert len(removed) == 3  # warm-up, app edit, model change: each replaced image removed
     assert ("rmi", "-f", "bert-classifier-scratch:onnx_image") in rmi  # and the last one at the end
+
+
+def test_compare_scratch_context_holds_what_the_images_copy():
+    """make compare rebuilds from a copy of CONTEXT_PATHS: it must hold every path an ignore file lets in."""
+    from scripts.measure.compare import CONTEXT_PATHS
+    from scripts.variants import ROOT
+
+    allowed = {line[1:].rstrip("/") for ignore in [ROOT / ".dockerignore", *ROOT.glob("*/Dockerfile.dockerignore")]
+               for line in ignore.read_text().splitlines() if line.startswith("!")}
+    assert allowed and allowed <= set(CONTEXT_PATHS), allowed - set(CONTEXT_PATHS)
+
+
+def test_each_compare_run_edits_differently(monkeypatch):
+    """The same edit again would hit the build cache of the previous run: each run's edits differ."""
+    import contextlib
+    import json
+
+    from scripts.measure import compare
+    from scripts.variants import BY_NAME
+
+    seen: list[tuple[str, str]] = []
+
+    def build(dockerfile, tag, setup, *, context, **kw):
+        seen.append(((context / "app/server.py").read_text()[-80:],
+                     (context / "model-onnx-int8/ORIGIN.json").read_text()))
+        return 1.0
+
+    monkeypatch.setattr(compare, "build_image", build)
+    monkeypatch.setattr(compare, "image_id", lambda tag: None)
+    monkeypatch.setattr(compare, "remove_replaced", lambda old, tag: None)
+    monkeypatch.setattr(compare, "trim_build_cache", lambda keep=None: None)
+    monkeypatch.setattr(compare, "docker", lambda *a, **k: None)
+
+    class Setup:
+        def wheels(self):
+            return contextlib.nullcontext()
+
+    for _ in range(2):
+        compare.rebuild_times([BY_NAME["onnx_image"]], Setup())
+    warm1, app1, model1, warm2, app2, model2 = seen
+    assert warm1 == warm2  # the untouched copies are the same
+    assert app1[0] != warm1[0] and app2[0] != app1[0]  # each run's app edit is its own
+    assert model2[1] != model1[1] and json.loads(model2[1])  # so is the model change, still valid JSON
