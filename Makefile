@@ -62,7 +62,7 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.measure.compare
 
-startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.json
+startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.{json,png}
 	$(PY) -m scripts.measure.startup
 
 sbom: $(VENV_STAMP)  ## CycloneDX SBOM and attack surface of each image: results/sbom/, results/surface.json (IMAGE= any)
