@@ -77,6 +77,16 @@ def test_build_context_names_the_dockerignore_lines():
     assert finding.fix == ".dockerignore: .git, *.ipynb, tests, **/__pycache__"
 
 
+def test_a_bytecode_only_stdlib_is_not_build_context():
+    """A standard library copied as bytecode only (COPY --from a build stage; history does not record --from)
+    is the modules themselves; a .pyc beside its own .py is stray bytecode."""
+    ev = evidence([BASE, layer("COPY /python/ /", ("usr/lib/python3.13/os.pyc", 900),
+                               ("usr/lib/python3.13/json/__init__.pyc", 90)),
+                   layer("COPY . /app", ("app/main.py", 50), ("app/main.pyc", 40))])
+    [finding] = [f for f in advise(ev).findings if f.rule == "build-context"]
+    assert finding.bytes == 40
+
+
 def test_dev_tools_and_what_only_they_need():
     pytest_files, pytest_meta = dist("pytest", {"pytest/__init__.py": 700}, requires=("pluggy",))
     pluggy_files, pluggy_meta = dist("pluggy", {"pluggy/__init__.py": 300})

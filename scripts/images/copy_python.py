@@ -22,7 +22,8 @@ import sys
 import sysconfig
 from pathlib import Path
 
-# Packages the base provides: libraries they own are not copied.
+# Packages the base provides, with what they depend on (OpenSSL's libcrypto needs zlib and zstd):
+# libraries these own are not copied.
 BASE_PACKAGES = ("libc6", "libssl3t64", "libgcc-s1", "libstdc++6", "libgomp1")
 # Standard-library folders no service runs, relative to the stdlib directory.
 LEAVE_OUT = ("ensurepip", "venv", "idlelib", "tkinter", "turtledemo", "pydoc_data", "_pyrepl", "unittest", "test",
@@ -44,6 +45,23 @@ def needed_libraries(elves: list[Path]) -> set[Path]:
             if "=>" in line and (target := line.split("=>")[1].split("(")[0].strip()).startswith("/"):
                 found.add(Path(target))
     return found
+
+
+def with_dependencies(packages: tuple[str, ...]) -> set[str]:
+    """The packages and, recursively, what they depend on (the first of each set of alternatives)."""
+    seen: set[str] = set()
+    todo = list(packages)
+    while todo:
+        package = todo.pop()
+        if package in seen:
+            continue
+        seen.add(package)
+        proc = subprocess.run(["dpkg-query", "-W", "-f=${Depends},${Pre-Depends}", package], capture_output=True,
+                              text=True, check=False)
+        for dep in proc.stdout.split(","):
+            if name := dep.split("|")[0].split("(")[0].strip().split(":")[0]:
+                todo.append(name)
+    return seen
 
 
 def owner(path: Path) -> str | None:
@@ -90,7 +108,7 @@ def gather(dest: Path) -> None:
     (dest / "usr/bin/python3").symlink_to(executable.name)
 
     extensions = [executable, *sorted((target / "lib-dynload").glob("*.so"))]
-    base = set(BASE_PACKAGES)
+    base = with_dependencies(BASE_PACKAGES)
     packages = {"python3.13-minimal", "libpython3.13-minimal", "libpython3.13-stdlib"} if \
         sys.version_info[:2] == (3, 13) else set()
     for lib in sorted(needed_libraries(extensions)):

@@ -271,11 +271,17 @@ class Rules:
                          "write each file once: move the step that replaces it into the layer that creates it",
                          "", by_layer(rest)))
 
+    def sourceless_module(self, path: str) -> bool:
+        """A .pyc beside where its .py would be, with no .py: the module itself (a bytecode-only tree, such
+        as a standard library copied COPY --from a build stage), not stray bytecode from the build context."""
+        return path.endswith(".pyc") and "/__pycache__/" not in "/" + path and path[:-1] not in self.final
+
     def build_context(self) -> None:
         copy_layers = {i for i, layer in enumerate(self.ev.saved.layers)
                        if instruction(layer.created_by).startswith(("COPY", "ADD"))}
         from_context = [p for p, i in self.ev.analysis.origin.items()
-                        if i in copy_layers and p not in self.ev.dist_of and not SITE.search("/" + p)]
+                        if i in copy_layers and p not in self.ev.dist_of and not SITE.search("/" + p)
+                        and not self.sourceless_module(p)]
         found: dict[str, list[str]] = {}
         total = 0
         for pattern, line in CONTEXT_KINDS:
