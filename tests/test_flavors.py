@@ -66,10 +66,14 @@ def test_keep_images(monkeypatch):
 def test_a_rebuild_removes_the_image_it_replaced(monkeypatch):
     calls: list = []
 
+    tags = {"sha256:old": "0"}
+
     def docker(*args, **kwargs):
         calls.append(args)
-        out = "sha256:new\n" if args[:2] == ("image", "inspect") else ""
-        return subprocess.CompletedProcess(args, 0, out, "")
+        out = ""
+        if args[:2] == ("image", "inspect"):
+            out = tags[args[-1]] if "{{len .RepoTags}}" in args else "sha256:new"
+        return subprocess.CompletedProcess(args, 0, out + "\n", "")
 
     monkeypatch.setattr(build, "docker", docker)
     build.remove_replaced("sha256:old", "bert-classifier:slim_image")
@@ -77,6 +81,8 @@ def test_a_rebuild_removes_the_image_it_replaced(monkeypatch):
     calls.clear()
     build.remove_replaced("sha256:new", "bert-classifier:slim_image")  # same image: nothing to remove
     build.remove_replaced(None, "bert-classifier:slim_image")  # first build: nothing to remove
+    tags["sha256:old"] = "1"  # another tag still names it (a scratch rebuild reproduced the real image's id)
+    build.remove_replaced("sha256:old", "bert-classifier-scratch:slim_image")
     assert not any(c[:2] == ("image", "rm") for c in calls)
 
 

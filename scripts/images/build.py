@@ -161,13 +161,16 @@ def remove_replaced(old_id: str | None, ref: str) -> None:
     """
     if not old_id or old_id == image_id(ref):
         return
+    # Still tagged (a rebuild from the same context can reproduce another tag's image id exactly): keep it;
+    # `docker image rm ID` would delete the image under its last tag.
+    if docker("image", "inspect", "--format", "{{len .RepoTags}}", old_id, check=False).stdout.strip() != "0":
+        return
     removed = docker("image", "rm", old_id, check=False).returncode == 0
     if not removed:
         # Pushed once (make compare), it keeps its registry digest with no tag left: plain rm refuses
         # ("referenced in multiple repositories"). Untagged and in no container, nothing else needs it.
-        tags = docker("image", "inspect", "--format", "{{len .RepoTags}}", old_id, check=False).stdout.strip()
         users = docker("ps", "-aq", "--filter", f"ancestor={old_id}", check=False).stdout.split()
-        removed = tags == "0" and not users and docker("image", "rm", "-f", old_id, check=False).returncode == 0
+        removed = not users and docker("image", "rm", "-f", old_id, check=False).returncode == 0
     if removed:
         log(f"removed the image {ref} replaced ({old_id.removeprefix('sha256:')[:12]})")
 
