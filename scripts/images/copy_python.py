@@ -66,7 +66,7 @@ def with_dependencies(packages: tuple[str, ...]) -> set[str]:
 
 def owner(path: Path) -> str | None:
     """The Debian package that installed path (merged /usr: /lib paths are found under /usr/lib too)."""
-    for candidate in (path, Path("/usr") / path.relative_to("/") if not str(path).startswith("/usr/") else path):
+    for candidate in dict.fromkeys((path, Path(re.sub(r"^/(lib|lib64)/", r"/usr/\1/", str(path))))):
         proc = subprocess.run(["dpkg", "-S", str(candidate)], capture_output=True, text=True, check=False)
         if proc.returncode == 0:
             return proc.stdout.split(":")[0]

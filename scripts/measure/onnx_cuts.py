@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import io
 import os
+import shutil
 import subprocess
 import sys
 import tarfile
@@ -52,11 +53,7 @@ def unpack(commit: str, dest: Path) -> Path:
     tar = subprocess.run(["git", "archive", "--format=tar", commit], cwd=ROOT, capture_output=True, check=True)
     with tarfile.open(fileobj=io.BytesIO(tar.stdout)) as archive:
         archive.extractall(dest, filter="data")
-    for model in (VARIANT.model_dir.name,):  # the model is built, not committed: the checkout's
-        target = dest / model
-        target.mkdir(exist_ok=True)
-        for f in (ROOT / model).iterdir():
-            (target / f.name).write_bytes(f.read_bytes())
+    shutil.copytree(VARIANT.model_dir, dest / VARIANT.model_dir.name)  # built, not committed: the checkout's
     return dest
 
 
