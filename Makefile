@@ -12,8 +12,16 @@ MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
        BUILD_CACHE_KEEP
 
+# ENGINE=docker26|docker26-containerd: every target runs against that engine, a container of the default one
+# (scripts/infra/engines.py; results under results/engines/ENGINE/). `make engine-down` removes them.
+ifneq ($(strip $(ENGINE)),)
+ENGINE_VARS := $(shell [ -x $(PY) ] && $(PY) -m scripts.infra.engines up '$(ENGINE)')
+$(if $(ENGINE_VARS),,$(error ENGINE=$(ENGINE) did not start: the reason is above (on a fresh clone, run make venv first)))
+$(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
+endif
+
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose onnx-cuts cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images
+        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -46,6 +54,9 @@ benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput 
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.infra.engine
+
+engine-down: $(VENV_STAMP)  ## remove the engines ENGINE=... started (their images and build cache with them)
+	$(PY) -m scripts.infra.engines down
 
 bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins where they cannot be pulled
 	$(PY) -m scripts.infra.bases
@@ -91,6 +102,9 @@ gpu-pack: $(MODEL_STAMP)  ## pack what the GPU check needs and a GPU machine lac
 
 gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no venv): results/gpu.json
 	python3 -m scripts.measure.gpu_check check
+
+engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
+	$(PY) -m scripts.measure.engine_sizes
 
 diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH=]
 	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \

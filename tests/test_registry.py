@@ -36,8 +36,8 @@ def fake(monkeypatch):
     def make(refuse_privileged: str | None) -> FakeEngine:
         engine = FakeEngine(refuse_privileged)
         monkeypatch.setattr(registry, "docker", engine)
-        monkeypatch.setattr(registry, "_published", lambda container, port: f"127.0.0.1:{40000 + port}")
-        monkeypatch.setattr(registry, "_wait", lambda *a, **kw: None)
+        monkeypatch.setattr(registry, "published", lambda container, port: f"127.0.0.1:{40000 + port}")
+        monkeypatch.setattr(registry, "wait", lambda *a, **kw: None)
         monkeypatch.setattr(registry, "_infra_image", lambda arg: f"stand-in/{arg}")
         return engine
     return make

@@ -79,7 +79,10 @@ class BuildSetup:
         if not self.use_wheelhouse:
             yield None
             return
-        with wheelhouse.serve() as url:
+        # ENGINE=...: a container beside that engine serves it (scripts/infra/engines.py).
+        served = contextlib.nullcontext(os.environ["ENGINE_WHEELS_URL"]) if os.environ.get("ENGINE_WHEELS_URL") \
+            else wheelhouse.serve()
+        with served as url:
             self.index_url = url
             try:
                 yield url
@@ -100,7 +103,7 @@ class BuildSetup:
 def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
                 no_cache: bool = True, label: str = "", quiet: bool = False) -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines."""
-    # The host network only to reach the wheelhouse on 127.0.0.1; otherwise the builder's own.
+    # The host network only to reach the wheelhouse (on 127.0.0.1, or beside ENGINE's engine); else the builder's own.
     network = ["--network=host"] if setup.index_url else []
     platform = ["--platform", setup.platform] if setup.platform else []
     cmd = [buildkit_client(), "build", "--progress=plain", *network, *platform, "-f", str(dockerfile),
@@ -203,6 +206,8 @@ def wheelhouse_unreachable_reason() -> str | None:
     """Why builds on this engine could not reach a wheelhouse served on this machine's 127.0.0.1."""
     info = docker("info", "--format", "{{.OperatingSystem}}|{{.Name}}").stdout.strip()
     host = os.environ.get("DOCKER_HOST", "")
+    if os.environ.get("ENGINE_WHEELS_URL"):
+        return None  # ENGINE=...: served beside that engine
     if "Docker Desktop" in info:
         return f"this engine runs in Docker Desktop's VM ({info.split('|')[0]}), whose host network is not this one"
     if host and not host.startswith("unix://"):

@@ -7,7 +7,8 @@
   and the stand-in bases (local/*: the next build makes them again, 1-3 min each);
   containers of any of these are removed first;
 - the registry and empty-engine containers (and their network and volumes) of a `make compare`
-  that was killed too hard to clean up (SIGKILL); older versions' scratch engines in /var/tmp
+  that was killed too hard to clean up (SIGKILL), and the engines ENGINE=... started with their
+  volumes (scripts/infra/engines.py); older versions' scratch engines in /var/tmp
   (a live one belongs to a run in progress and is left alone);
 - BuildKit's cache down to BUILD_CACHE_KEEP (default 30GB; 0 empties it).
 
@@ -95,6 +96,10 @@ def remove_infra() -> None:
     networks = docker("network", "ls", "-q", "--filter", label).stdout.split()
     if networks:
         docker("network", "rm", *networks, check=False)
+    volumes = docker("volume", "ls", "-q", "--filter", label).stdout.split()
+    if volumes:  # ENGINE=...'s engines (scripts/infra/engines.py): their images and build cache
+        log(f"removing {len(volumes)} volumes of the project's other engines")
+        docker("volume", "rm", *volumes, check=False, timeout=600)
 
 
 def pid_alive(pid_file: Path) -> bool:

@@ -31,7 +31,14 @@ from docker.types import DeviceRequest
 
 from scripts.images.build import engine_arch
 from scripts.infra import emulation
-from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.infra.engine import (
+    EngineError,
+    docker,
+    ensure_engine,
+    finish_cleanly_on_sigterm,
+    publish_address,
+    sdk,
+)
 from scripts.results import RESULTS, flavored, print_table, save_json
 from scripts.traffic import heavy, hostile, pipeline
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
@@ -72,7 +79,7 @@ def classify(base: str, text: str) -> tuple[int, dict]:
 
 @dataclass
 class Container:
-    """A running container of an image, port 8000 published on 127.0.0.1 (random host port).
+    """A running container of an image, port 8000 published on 127.0.0.1 (random host port; engine.publish_address).
 
     Run, inspected, read and removed through the Docker SDK (engine.sdk): structured answers,
     no CLI text to parse. options are the SDK's containers.run keywords (network_mode, environment...).
@@ -89,7 +96,7 @@ class Container:
 
     def start(self, publish: bool = True) -> Container:
         """Run detached; publish=False when options bring their own networking (base_url is then yours to set)."""
-        ports = {"8000/tcp": ("127.0.0.1", None)} if publish else {}
+        ports = {"8000/tcp": (publish_address(), None)} if publish else {}
         try:
             container = sdk(self.host).containers.run(self.image, detach=True, read_only=True, tmpfs={"/tmp": ""},
                                                       ports=ports, **self.options)
@@ -98,7 +105,7 @@ class Container:
         self.id = container.id
         if publish:
             container.reload()
-            self.base_url = f"http://127.0.0.1:{container.ports['8000/tcp'][0]['HostPort']}"
+            self.base_url = f"http://{publish_address()}:{container.ports['8000/tcp'][0]['HostPort']}"
         return self
 
     def state(self) -> dict:

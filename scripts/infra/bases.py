@@ -205,7 +205,16 @@ INFRA = (
          ("docker.io", "iptables", "ca-certificates", "iproute2", "procps", "mount"), hooks=(DIND_ENTRYPOINT,),
          excludes=SLIM_EXCLUDES, changes=('ENTRYPOINT ["dockerd-entrypoint.sh"]', "CMD []",
                                           "ENV PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin")),
+    # A current engine for ENGINE=docker26 (scripts/infra/engines.py): Debian 13's dockerd with buildx.
+    Base("DIND26_IMAGE", "docker:26-dind", "local/docker:26-dind", "apt",
+         ("docker.io", "docker-buildx", "iptables", "ca-certificates", "iproute2", "procps", "mount"),
+         hooks=(DIND_ENTRYPOINT,), excludes=SLIM_EXCLUDES, suite=SUITE_13,
+         changes=('ENTRYPOINT ["dockerd-entrypoint.sh"]', "CMD []",
+                  "ENV PATH=/usr/local/bin:/usr/bin:/usr/sbin:/bin:/sbin")),
 )
+
+
+INFRA_BY_ARG = {b.arg: b for b in INFRA}
 
 
 def log(msg: str) -> None:

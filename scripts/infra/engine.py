@@ -131,6 +131,12 @@ def _context_endpoint() -> str | None:
     return out or None
 
 
+def publish_address() -> str:
+    """Where a container publishes its port and this machine reaches it: 127.0.0.1, or, under
+    ENGINE=..., the engine container's address (its own 127.0.0.1 is not this machine's)."""
+    return os.environ.get("ENGINE_ADDRESS") or "127.0.0.1"
+
+
 def engine_answers() -> bool:
     for name in CANDIDATE_CLIENTS:
         path = shutil.which(name)

@@ -54,13 +54,13 @@ class Infra:
         return f"{self.registry_for_scratch}/{repo}:{tag}"
 
 
-def _published(container: str, port: int) -> str:
+def published(container: str, port: int) -> str:
     """'127.0.0.1:<host port>' the container's port is published on (SDK: no `docker port` text)."""
     c = sdk().containers.get(container)
     return f"127.0.0.1:{c.ports[f'{port}/tcp'][0]['HostPort']}"
 
 
-def _wait(check, timeout: float, what: str, container: str | None = None, log: Path | None = None) -> None:
+def wait(check, timeout: float, what: str, container: str | None = None, log: Path | None = None) -> None:
     deadline = time.monotonic() + timeout
     c = sdk().containers.get(container) if container else None
     while time.monotonic() < deadline:
@@ -76,7 +76,7 @@ def _wait(check, timeout: float, what: str, container: str | None = None, log: P
     raise EngineError(f"{what} did not start within {timeout:.0f}s; its log ends:\n{tail}")
 
 
-def _http_ok(url: str) -> bool:
+def http_ok(url: str) -> bool:
     try:
         with urllib.request.urlopen(url, timeout=2) as resp:
             return resp.status == 200
@@ -84,12 +84,12 @@ def _http_ok(url: str) -> bool:
         return False
 
 
-def _engine_answers(host: str) -> bool:
+def engine_answers(host: str) -> bool:
     return docker("info", "--format", "{{.ServerVersion}}", host=host, check=False, timeout=20).returncode == 0
 
 
 def _infra_image(arg: str) -> str:
-    return bases.resolve_one(next(b for b in bases.INFRA if b.arg == arg))
+    return bases.resolve_one(bases.INFRA_BY_ARG[arg])
 
 
 @contextlib.contextmanager
@@ -107,8 +107,8 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
         names.append(f"{name}-registry")
         docker("run", "-d", *label, "--name", names[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
                "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
-        registry = _published(names[-1], 5000)
-        _wait(lambda: _http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
+        registry = published(names[-1], 5000)
+        wait(lambda: http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
         names.append(f"{name}-engine")
         try:
             infra = _dind(names[-1], name, label, registry, mirror)
@@ -120,7 +120,8 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
                   "with SYS_ADMIN and NET_ADMIN instead", file=sys.stderr, flush=True)
             infra = _dind(names[-1], name, label, registry, mirror, privileged=False)
         if wheelhouse is not None:
-            infra.wheels_url = _serve_wheels(wheelhouse, name, label, names)
+            names.append(f"{name}-wheels")
+            infra.wheels_url = serve_wheels(wheelhouse, name, label, names[-1])
         yield infra
     finally:
         for container in reversed(names):
@@ -148,21 +149,20 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
     docker("run", "-d", *label, "--name", container, *mode, "--network", network,
            "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",  # an anonymous volume: not overlay on overlay
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
-    scratch = "tcp://" + _published(container, 2375)
-    _wait(lambda: _engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
+    scratch = "tcp://" + published(container, 2375)
+    wait(lambda: engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
     return Infra(registry, f"{REGISTRY_ALIAS}:5000", scratch, f"0.0.0.0:{SERVICE_PORT}",
-                 "http://" + _published(container, SERVICE_PORT))
+                 "http://" + published(container, SERVICE_PORT))
 
 
-def _serve_wheels(folder: Path, network: str, label: list[str], names: list[str]) -> str:
-    """The wheelhouse's index URL as builds in the empty engine (on its host network) reach it."""
-    python = bases.resolve_one(next(b for b in bases.BASES if b.arg == "PYTHON_SLIM_IMAGE"))
-    names.append(f"{network}-wheels")
-    docker("run", "-d", *label, "--name", names[-1], "--network", network, "--network-alias", "wheels",
+def serve_wheels(folder: Path, network: str, label: list[str], container: str) -> str:
+    """Serve folder from the container on network; the index URL as builds in an engine there reach it."""
+    python = bases.resolve_one(bases.BY_ARG["PYTHON_SLIM_IMAGE"])
+    docker("run", "-d", *label, "--name", container, "--network", network, "--network-alias", "wheels",
            "--read-only", "-v", f"{folder.resolve()}:/srv:ro", "--entrypoint", "python3", python,
            "-m", "http.server", "8000", "--directory", "/srv")
     # Its address, not its name: BuildKit gives RUN steps no access to the network's DNS (127.0.0.11).
-    address = sdk().containers.get(names[-1]).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
+    address = sdk().containers.get(container).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     return f"http://{address}:8000/simple/"
 
 

@@ -33,9 +33,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.infra.registry import CONFINED, REGISTRY_ALIAS, WRITABLE_CGROUPS, _engine_answers, _http_ok, _infra_image
-from scripts.infra.registry import _published as published
-from scripts.infra.registry import _wait as wait_for
+from scripts.infra.registry import (
+    CONFINED,
+    REGISTRY_ALIAS,
+    WRITABLE_CGROUPS,
+    _infra_image,
+    engine_answers,
+    http_ok,
+    published,
+)
+from scripts.infra.registry import wait as wait_for
 
 SERVICE_PORT = 8000
 LABEL = ["--label", f"{PROJECT_LABEL}=scripts.infra.swarm"]
@@ -170,7 +177,7 @@ def _node(container: str, network: str, privileged: bool) -> Node:
            "-e", "DOCKER_TLS_CERTDIR=", "-v", "/var/lib/docker",
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     host = "tcp://" + published(container, 2375)
-    wait_for(lambda: _engine_answers(host), 90, f"swarm node {container}", container)
+    wait_for(lambda: engine_answers(host), 90, f"swarm node {container}", container)
     address = sdk().containers.get(container).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     return Node(container, host, address, "http://" + published(container, SERVICE_PORT))
 
@@ -188,7 +195,7 @@ def swarm_cluster(nodes: int = 3, log=print) -> Iterator[Cluster]:
         docker("run", "-d", *LABEL, "--name", containers[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
                "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
         cluster = Cluster(name, published(containers[-1], 5000))
-        wait_for(lambda: _http_ok(f"http://{cluster.registry}/v2/"), 60, "the registry", containers[-1])
+        wait_for(lambda: http_ok(f"http://{cluster.registry}/v2/"), 60, "the registry", containers[-1])
         privileged = _privileged_allowed()
         log(f"[swarm] starting {nodes} node(s) ({'privileged' if privileged else 'confined'} engine containers) ...")
         for i in range(nodes):

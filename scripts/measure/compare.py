@@ -252,6 +252,10 @@ def main(argv: list[str] | None = None) -> int:
     if missing_models(variants):
         print(f"error: {', '.join(missing_models(variants))} missing: run `make model` first", file=sys.stderr)
         return 2
+    if os.environ.get("ENGINE") and "push" not in skip:
+        # Its registry and empty engine would be containers inside ENGINE's engine: a third level of nesting.
+        log(f"ENGINE={os.environ['ENGINE']}: push, pull and fresh-node are measured on the default engine only")
+        skip.add("push")
     runs = start_runs()
     keep = keep_images(args.flavor)
     # Measuring some variants (VARIANTS=...) updates their rows and keeps the others' (each row has its time).

@@ -351,9 +351,10 @@ def main(argv: list[str] | None = None) -> int:
     (RESULTS / "diagnose" / f"{name}.md").write_text(markdown(report, diff))
     bar = stacked_chart({name: report["composition"]}, RESULTS / "diagnose" / f"{name}-composition.png",
                         f"{image}: where the bytes are")
-    print(f"\nreports: results/diagnose/{name}.json, results/diagnose/{name}.md (Markdown, for a pull request)")
-    print(f"pictures: {picture.relative_to(RESULTS.parent)} (treemap of the final filesystem), "
-          f"{bar.relative_to(RESULTS.parent)} (composition)")
+    where = (RESULTS / "diagnose").relative_to(ROOT)
+    print(f"\nreports: {where}/{name}.json, {where}/{name}.md (Markdown, for a pull request)")
+    print(f"pictures: {picture.relative_to(ROOT)} (treemap of the final filesystem), "
+          f"{bar.relative_to(ROOT)} (composition)")
     failed = gate(report, args.fail_above, diff, args.max_growth)
     for reason in failed:
         print(f"\nGATE FAILED: {reason}", file=sys.stderr)

@@ -41,7 +41,7 @@ from scripts.measure.image_layers import (
     read_saved,
 )
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
-from scripts.variants import BY_NAME, VARIANTS, select
+from scripts.variants import BY_NAME, ROOT, VARIANTS, select
 
 SBOM_DIR = RESULTS / "sbom"
 SHELLS = {"sh", "bash", "dash", "zsh", "ash", "busybox", "rbash"}
@@ -215,7 +215,7 @@ def main(argv: list[str] | None = None) -> int:
         print_table(["image", "user", *SURFACE_KEYS, "deb", "pypi"],
                     [[n, r["user"], *(str(_count(r[k])) for k in SURFACE_KEYS), str(r["components"]["deb"]),
                       str(r["components"]["pypi"])] for n, r in rows.items()])
-    print(f"(SBOMs in {Path(SBOM_DIR).relative_to(RESULTS.parent)}/)")
+    print(f"(SBOMs in {Path(SBOM_DIR).relative_to(ROOT)}/)")
     return 0
 
 

@@ -26,7 +26,7 @@ from pathlib import Path
 
 from docker.errors import DockerException, NotFound
 
-from scripts.infra.engine import PROJECT_LABEL, EngineError, sdk
+from scripts.infra.engine import PROJECT_LABEL, EngineError, publish_address, sdk
 
 PROBE_DIR = "/.diagnose-probe"
 PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
@@ -172,14 +172,14 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
         container = client.containers.create(
             image, detach=True, labels={PROJECT_LABEL: "scripts.measure.trace"},
             environment={**(environment or {}), "PYTHONPATH": python_path, "DIAGNOSE_PROBE_OUT": f"{PROBE_DIR}/out"},
-            ports={port: ("127.0.0.1", None)} if port else {})
+            ports={port: (publish_address(), None)} if port else {})
         if not container.put_archive("/", _probe_archive()):
             return Trace(False, "the probe could not be copied into the container")
         container.start()
         answers: list[tuple[str, int]] = []
         if port and requests:
             container.reload()
-            base = f"http://127.0.0.1:{container.ports[port][0]['HostPort']}"
+            base = f"http://{publish_address()}:{container.ports[port][0]['HostPort']}"
             answers = _exercise(container, base, requests, log)
         else:
             log(f"[trace] {image} exposes no TCP port: recording its start-up only")

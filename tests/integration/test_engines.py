@@ -1,0 +1,49 @@
+"""ENGINE=docker26-containerd: Debian 13's Docker 26 with the containerd image store, a container of
+the default engine, builds onnx_image with buildx, runs it healthy through make smoke's checks,
+and make diagnose reads its `docker save` (an OCI layout)."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+
+from scripts.infra import engines
+from scripts.measure import engine_sizes
+from scripts.results import load_json
+from scripts.variants import BY_NAME, ROOT
+
+NAME = "docker26-containerd"
+
+
+def tool(module: str, env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", module, *args], cwd=ROOT, env=env, capture_output=True, text=True,
+                          timeout=900, check=False)
+
+
+def test_containerd_store_engine_builds_serves_and_is_diagnosed(monkeypatch):
+    monkeypatch.setenv("VARIANTS", "onnx_image")  # the stand-ins copied in: those onnx_image builds on
+    was_running = engines._state(engines.ENGINES[NAME].container) == "running"
+    variables = engines.up(NAME)
+    env = {**os.environ, **variables}
+    results = ROOT / "results" / "engines" / NAME
+    try:
+        assert "buildx" in tool("scripts.infra.engines", env, "up", NAME).stderr  # the client builds with buildx
+        built = tool("scripts.images.build", env, "--variants", "onnx_image")
+        assert built.returncode == 0, built.stderr[-3000:]
+        smoke = tool("scripts.images.smoke", env)
+        assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
+        assert load_json(results / "smoke.json")["variants"]["onnx_image"]["failures"] == []
+        diagnosed = tool("scripts.measure.diagnose", env, "--variant", "onnx_image", "--no-trace")
+        assert diagnosed.returncode == 0, diagnosed.stderr[-2000:]
+        report = load_json(results / "diagnose" / "onnx_image.json")
+        assert report["python_distributions"] and report["advice"]["findings"], "nothing read from the OCI layout"
+        for key, value in variables.items():
+            monkeypatch.setenv(key, value)
+        figures = engine_sizes.image_figures(BY_NAME["onnx_image"].image)
+        assert figures["save_layout"] == "oci"
+        # the files of the image, from the layer replay, are what the classic store counts (within its metadata)
+        assert 100e6 < figures["replay_bytes"] < 200e6
+    finally:
+        if not was_running:
+            engines.down([NAME])

@@ -1,0 +1,131 @@
+"""ENGINE=...: how another engine is started and how the tools point at it, with the engine faked."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+
+import pytest
+
+from scripts.images import build
+from scripts.infra import engine, engines, registry
+from scripts.infra.engine import EngineError
+from scripts.measure import engine_sizes
+from scripts.variants import ROOT
+
+
+class FakeDefaultEngine:
+    """The default engine: no containers yet; records every docker call."""
+
+    def __init__(self):
+        self.calls: list[tuple[str, ...]] = []
+
+    def __call__(self, *args: str, check: bool = True, host: str | None = None, **_kw):
+        self.calls.append(args)
+        out = ""
+        if args[:2] == ("inspect", "--format") and "Networks" in args[2]:
+            out = json.dumps({args[-1].removesuffix("-wheels"): {"IPAddress": "172.30.0.9"}})
+        elif args[0] in ("version", "info"):
+            out = "26.1.5"
+        missing = args[0] in ("inspect", "network") and args[1] in ("--format", "inspect") and "Networks" not in args[2]
+        return subprocess.CompletedProcess(args, 1 if missing else 0, out, "")
+
+
+@pytest.fixture
+def fake(monkeypatch):
+    docker = FakeDefaultEngine()
+    monkeypatch.setattr(engines, "docker", docker)
+    monkeypatch.setattr(engines, "ensure_engine", lambda: "docker")
+    monkeypatch.setattr(engines, "_copy_stand_ins", lambda host: None)
+    monkeypatch.setattr(engines, "_buildx_config", lambda e: None)
+    monkeypatch.setattr(engines.bases, "resolve_one", lambda base: f"stand-in/{base.arg}")
+    monkeypatch.setattr(registry, "published", lambda container, port: "127.0.0.1:41000")
+    monkeypatch.setattr(registry, "wait", lambda *a, **kw: None)
+    monkeypatch.setattr(registry, "serve_wheels", lambda *a: "unused")
+    return docker
+
+
+def started(docker: FakeDefaultEngine) -> tuple[str, ...]:
+    (run,) = [c for c in docker.calls if c[0] == "run" and "stand-in/DIND26_IMAGE" in c]
+    return run
+
+
+@pytest.mark.parametrize("name", list(engines.ENGINES))
+def test_up_starts_a_confined_engine_and_prints_what_selects_it(fake, name):
+    variables = engines.up(name)
+    run = started(fake)
+    assert "--privileged" not in run
+    caps = {run[i + 1] for i, a in enumerate(run) if a == "--cap-add"}
+    assert {"SYS_ADMIN", "NET_ADMIN", "SYS_PTRACE"} <= caps  # SYS_PTRACE: docker exec and HEALTHCHECK
+    assert f"{engines.ENGINES[name].container}:/var/lib/docker" in run  # a named volume: images stay
+    assert "127.0.0.1::2375" in run  # the API on this machine's loopback only
+    script = run[run.index("-c") + 1]
+    assert ("containerd-snapshotter" in script) == (name == "docker26-containerd")
+    assert script.endswith(registry.WRITABLE_CGROUPS)
+    assert variables["DOCKER_HOST"] == "tcp://127.0.0.1:41000"
+    assert variables["ENGINE"] == name
+    assert variables["ENGINE_ADDRESS"] == "172.30.0.9"
+    assert variables["ENGINE_WHEELS_URL"] == "http://172.30.0.9:8000/simple/"
+
+
+def test_daemon_json_turns_on_the_containerd_store():
+    assert json.loads(engines.ENGINES["docker26-containerd"].daemon_json()) == {
+        "features": {"containerd-snapshotter": True}}
+    assert json.loads(engines.ENGINES["docker26"].daemon_json()) == {"features": {}}
+
+
+def test_unknown_engine_names_the_choices(fake):
+    with pytest.raises(EngineError, match="docker26, docker26-containerd"):
+        engines.up("docker99")
+    assert not fake.calls
+
+
+def test_containers_publish_where_this_machine_reaches_them(monkeypatch):
+    monkeypatch.delenv("ENGINE_ADDRESS", raising=False)
+    assert engine.publish_address() == "127.0.0.1"
+    monkeypatch.setenv("ENGINE_ADDRESS", "172.30.0.9")
+    assert engine.publish_address() == "172.30.0.9"
+
+
+def test_builds_on_another_engine_use_the_wheelhouse_served_beside_it(monkeypatch):
+    monkeypatch.setenv("ENGINE_WHEELS_URL", "http://172.30.0.3:8000/simple/")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:41000")
+    monkeypatch.setattr(build, "docker", lambda *a, **kw: subprocess.CompletedProcess(a, 0, "Debian|x", ""))
+    assert build.wheelhouse_unreachable_reason() is None
+    setup = build.BuildSetup({}, use_wheelhouse=True)
+    with setup.wheels() as url:
+        assert url == "http://172.30.0.3:8000/simple/"
+        args = setup.build_args()
+    assert "PIP_TRUSTED_HOST=172.30.0.3:8000" in args
+    assert "PIP_INDEX_URL=http://172.30.0.3:8000/simple/" in args
+
+
+def test_results_of_another_engine_go_under_results_engines():
+    def results(env: dict[str, str]) -> str:
+        return subprocess.run([sys.executable, "-c", "from scripts.results import RESULTS; print(RESULTS)"],
+                              cwd=ROOT, env=env, capture_output=True, text=True, check=True).stdout.strip()
+
+    env = {k: v for k, v in os.environ.items() if k != "ENGINE"}
+    assert results(env) == str(ROOT / "results")
+    assert results({**env, "ENGINE": "docker26"}) == str(ROOT / "results" / "engines" / "docker26")
+
+
+def sized(ls: str, inspect: int, replay: int, layout: str) -> dict:
+    return {"image_ls": ls, "inspect_size_bytes": inspect, "replay_bytes": replay, "layers": 8,
+            "save_layout": layout, "build_seconds": 30.0, "smoke": "PASS"}
+
+
+def test_engine_table_puts_each_engines_figure_beside_the_replay():
+    data = {"machine": {"cpu": "cpu", "cores": 2, "measured_at": "2026-12-02T22:00:00"}, "engines": {
+        "docker20": {"server": "20.10.24+dfsg1", "driver": "overlay2", "driver_type": "", "system_df_images": "8.5GB",
+                     "images": {"onnx_image": sized("151MB", 150_860_057, 150_000_000, "docker")}},
+        "docker26-containerd": {"server": "26.1.5+dfsg1", "driver": "overlayfs",
+                                "driver_type": "io.containerd.snapshotter.v1", "system_df_images": "4GB",
+                                "images": {"onnx_image": sized("82.9MB", 82_900_000, 150_000_000, "oci")}}}}
+    table = engine_sizes.markdown(data)
+    assert "Docker 20.10.24, overlay2" in table and "Docker 26.1.5, containerd" in table
+    row = next(line for line in table.splitlines() if line.startswith("| `onnx_image`"))
+    assert "151MB (150,860,057 B)" in row and "82.9MB (82,900,000 B)" in row and row.endswith("150 MB |")
+    assert "Docker 26.1.5, containerd: oci" in table
