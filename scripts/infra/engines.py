@@ -102,6 +102,15 @@ def _start(engine: Engine) -> None:
            image, "-c", script, "sh", f"--host=tcp://0.0.0.0:{API_PORT}", "--tls=false")
 
 
+def _command(container: str) -> list[str]:
+    """The container's entrypoint and command, as `docker run` was given them."""
+    out = docker("inspect", "--format", "{{json .Config.Entrypoint}}|{{json .Config.Cmd}}", container, check=False)
+    if out.returncode != 0:
+        return []
+    entrypoint, _, cmd = out.stdout.strip().partition("|")
+    return [*(json.loads(entrypoint or "null") or []), *(json.loads(cmd or "null") or [])]
+
+
 def _copy_stand_ins(host: str) -> None:
     """The stand-in bases this engine lacks, from the default engine (minutes saved each): those the
     variants VARIANTS names build on (all by default)."""
@@ -151,7 +160,7 @@ def up(name: str) -> dict[str, str]:
     host = "tcp://" + registry.published(engine.container, API_PORT)
     registry.wait(lambda: registry.engine_answers(host), 90, f"the engine {engine.name}", engine.container)
     wheels = f"{engine.container}-wheels"
-    if _state(wheels) != "running":
+    if _state(wheels) != "running" or _command(wheels) != list(registry.WHEELS_COMMAND):  # or an older server
         docker("rm", "-f", wheels, check=False)
         (ROOT / "wheelhouse").mkdir(exist_ok=True)
         registry.serve_wheels(ROOT / "wheelhouse", engine.container, LABEL, wheels)

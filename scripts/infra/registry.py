@@ -28,6 +28,7 @@ from pathlib import Path
 
 from scripts.infra import bases
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, sdk
+from scripts.variants import ROOT
 
 MANIFEST_TYPES = ", ".join([
     "application/vnd.docker.distribution.manifest.v2+json",
@@ -155,12 +156,21 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
                  "http://" + published(container, SERVICE_PORT))
 
 
+WHEELS_COMMAND = ("python3", "-m", "scripts.infra.wheelhouse", "--serve", "0.0.0.0:8000", "--folder", "/srv")
+
+
+def wheels_server(folder: Path) -> list[str]:
+    """`docker run` arguments of a wheelhouse server: scripts/infra/wheelhouse.py's own handler, so
+    pip caches what it downloads as it would from PyPI (a plain http.server sends no Cache-Control)."""
+    python = bases.resolve_one(bases.BY_ARG["PYTHON_SLIM_IMAGE"])
+    return ["--read-only", "-v", f"{folder.resolve()}:/srv:ro", "-v", f"{ROOT / 'scripts'}:/code/scripts:ro",
+            "-w", "/code", "--entrypoint", WHEELS_COMMAND[0], python, *WHEELS_COMMAND[1:]]
+
+
 def serve_wheels(folder: Path, network: str, label: list[str], container: str) -> str:
     """Serve folder from the container on network; the index URL as builds in an engine there reach it."""
-    python = bases.resolve_one(bases.BY_ARG["PYTHON_SLIM_IMAGE"])
     docker("run", "-d", *label, "--name", container, "--network", network, "--network-alias", "wheels",
-           "--read-only", "-v", f"{folder.resolve()}:/srv:ro", "--entrypoint", "python3", python,
-           "-m", "http.server", "8000", "--directory", "/srv")
+           *wheels_server(folder))
     # Its address, not its name: BuildKit gives RUN steps no access to the network's DNS (127.0.0.11).
     address = sdk().containers.get(container).attrs["NetworkSettings"]["Networks"][network]["IPAddress"]
     return f"http://{address}:8000/simple/"

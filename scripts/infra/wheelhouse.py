@@ -51,9 +51,9 @@ class WheelSet:
 ONNX_SET = WheelSet("3.13", ("app/requirements-common.txt", "app/requirements-onnx.txt"), no_deps=True)
 REQUIREMENTS = {
     "cpu": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cpu.txt",
-                                "app/requirements-dev-extras.txt")), ONNX_SET),
+                                "app/requirements-dev-extras.txt", "app/requirements-build.txt")), ONNX_SET),
     "cuda": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cuda.txt",
-                                 "app/requirements-dev-extras.txt")),),
+                                 "app/requirements-dev-extras.txt", "app/requirements-build.txt")),),
 }
 
 
@@ -196,7 +196,14 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--flavor", choices=sorted(REQUIREMENTS), default="cpu")
     ap.add_argument("--platform", default=os.environ.get("PLATFORM", "") or "linux/amd64")
+    ap.add_argument("--serve", metavar="ADDRESS:PORT",
+                    help="only serve --folder there until stopped (the container beside another engine does)")
+    ap.add_argument("--folder", type=Path, default=WHEELHOUSE)
     args = ap.parse_args(argv)
+    if args.serve:
+        address, _, port = args.serve.rpartition(":")
+        handler = functools.partial(_QuietHandler, directory=str(args.folder))
+        http.server.ThreadingHTTPServer((address, int(port)), handler).serve_forever()
     download(args.flavor, machine_arch(args.platform))
     return 0
 
