@@ -4,8 +4,9 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.images.context import CONTEXT_PATHS, scratch_context
 from scripts.images.smoke import memory_in_use
-from scripts.measure.compare import CONTEXT_PATHS, scratch_context, start_runs
+from scripts.measure.compare import start_runs
 from scripts.measure.report import METRICS, chart, markdown
 from scripts.variants import ROOT, VARIANTS
 
@@ -120,8 +121,6 @@ def test_scratch_rebuilds_leave_no_untagged_image(monkeypatch):
 
 def test_compare_scratch_context_holds_what_the_images_copy():
     """make compare rebuilds from a copy of CONTEXT_PATHS: it must hold every path an ignore file lets in."""
-    from scripts.measure.compare import CONTEXT_PATHS
-    from scripts.variants import ROOT
 
     allowed = {line[1:].rstrip("/") for ignore in [ROOT / ".dockerignore", *ROOT.glob("*/Dockerfile.dockerignore")]
                for line in ignore.read_text().splitlines() if line.startswith("!")}

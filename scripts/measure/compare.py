@@ -30,7 +30,6 @@ import argparse
 import contextlib
 import json
 import os
-import shutil
 import statistics
 import sys
 import tempfile
@@ -51,21 +50,20 @@ from scripts.images.build import (
     remove_replaced,
     trim_build_cache,
 )
+from scripts.images.context import scratch_context
 from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.measure import cuda_libs, memory_peak, startup
+from scripts.measure import cuda_libs, installers, memory_peak, startup
 from scripts.measure.composition import stacked_chart
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic import hostile, latency
-from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env, select
+from scripts.variants import BY_NAME, FLAVORS, Variant, flavor_from_env, select
 
 STEPS = ("push", "rebuild", "start", "diagnose")
 LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 % batches of 32)
-CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/images/trim_venv.py",
-                 "scripts/images/copy_python.py", ".dockerignore")  # every path a .dockerignore lets in
 
 
 def log(msg: str) -> None:
@@ -156,24 +154,6 @@ def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
     finally:
         container.remove()
         registry.remove_all(infra.scratch)
-
-
-def scratch_context(dest: Path, variants: list[Variant]) -> Path:
-    """Copy the build context and the variants' Dockerfiles: edits happen here, not in your tree."""
-    for rel in CONTEXT_PATHS:
-        src = ROOT / rel
-        target = dest / rel
-        target.parent.mkdir(parents=True, exist_ok=True)
-        if src.is_dir():
-            shutil.copytree(src, target, ignore=shutil.ignore_patterns("__pycache__"))
-        else:
-            shutil.copy2(src, target)
-    for v in variants:
-        (dest / v.name).mkdir(exist_ok=True)
-        for name in ("Dockerfile", "Dockerfile.dockerignore"):  # a variant may have its own ignore list
-            if (v.dockerfile.parent / name).exists():
-                shutil.copy2(v.dockerfile.parent / name, dest / v.name / name)
-    return dest
 
 
 def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None) -> dict[str, dict]:
@@ -317,6 +297,14 @@ def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, 
     return figures
 
 
+def installers_section() -> str:
+    """The pip-against-uv build rows (make installers measures them on a project engine of its own)."""
+    if not installers.OUT.exists():
+        return ""
+    return ("\n### Building layered_image: pip against uv, BuildKit cache mount empty and warm\n\n"
+            + installers.markdown(load_json(installers.OUT)))
+
+
 def write_reports(out: Path, where: dict, data: dict, flavor: str = "cpu") -> None:
     """compare.md, compare.png and composition.png (-<flavor> for cuda) from the figures; prints the table."""
     title = f"measured {where['measured_at']} on {where['cpu'] or 'unknown CPU'}, {where['cores']} cores"
@@ -324,7 +312,7 @@ def write_reports(out: Path, where: dict, data: dict, flavor: str = "cpu") -> No
         title = f"{flavor} images, {title}"
     written = [flavored(out / "compare.json", flavor), flavored(out / "compare.md", flavor),
                flavored(out / "compare.png", flavor)]
-    extra = cuda_libs.markdown(data) if flavor == "cuda" else ""
+    extra = cuda_libs.markdown(data) if flavor == "cuda" else installers_section()
     written[1].write_text(markdown(data, f"_{title}_\n") + extra)
     chart(data, written[2], title)
     compositions = {name: d["composition"] for name, d in data.items() if "composition" in d}
