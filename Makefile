@@ -21,7 +21,7 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose onnx-cuts cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines
+        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines installers
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -105,6 +105,9 @@ gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no v
 
 engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
 	$(PY) -m scripts.measure.engine_sizes
+
+installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
+	$(PY) -m scripts.measure.installers
 
 diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH=]
 	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \

@@ -420,6 +420,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "startup": command_table("scripts.measure.startup", "startup.json", "make startup"),  # docs/measurement.md
     "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
     "onnx-cuts": command_table("scripts.measure.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
+    "engines": command_table("scripts.measure.engine_sizes", "engines.json", "make engines", "engines"),
+    "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,
