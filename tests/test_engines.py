@@ -129,3 +129,17 @@ def test_engine_table_puts_each_engines_figure_beside_the_replay():
     row = next(line for line in table.splitlines() if line.startswith("| `onnx_image`"))
     assert "151MB (150,860,057 B)" in row and "82.9MB (82,900,000 B)" in row and row.endswith("150 MB |")
     assert "Docker 26.1.5, containerd: oci" in table
+
+
+def test_up_under_an_engine_already_selected_manages_it_from_the_default_engine(fake, monkeypatch):
+    """make installers ENGINE=docker26 calls up again with that engine's variables in effect: its
+    container must be looked for on the default engine, not inside itself."""
+    monkeypatch.setenv("ENGINE", "docker26")
+    monkeypatch.setenv("DOCKER_HOST", "tcp://127.0.0.1:41000")
+    monkeypatch.setenv("ENGINE_DEFAULT_HOST", "")
+    monkeypatch.setenv("DOCKER_CONFIG", "/somewhere/.cache/engines/docker26")
+    seen = []
+    monkeypatch.setattr(engines, "ensure_engine", lambda: seen.append(os.environ.get("DOCKER_HOST")))
+    variables = engines.up("docker26")
+    assert seen == [None]  # the default socket
+    assert "DOCKER_CONFIG" not in os.environ and variables["ENGINE_DEFAULT_HOST"] == ""

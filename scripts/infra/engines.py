@@ -18,7 +18,9 @@ them for every target when ENGINE is set:
 - ENGINE_ADDRESS: the engine container's address; containers it runs publish their ports there
   (its 127.0.0.1 is not this machine's), and this machine reaches them there;
 - ENGINE_WHEELS_URL: the wheelhouse, served read-only by a container beside the engine;
-- ENGINE: the name, which puts results under results/engines/NAME/.
+- ENGINE: the name, which puts results under results/engines/NAME/;
+- ENGINE_DEFAULT_HOST: the DOCKER_HOST before (empty: the default socket), so `up` and `down`
+  run under ENGINE=... still manage the engines from the default engine.
 The project's stand-in bases are copied in from the default engine (docker save | docker load).
 """
 
@@ -147,9 +149,23 @@ def _buildx_config(engine: Engine) -> Path | None:
     return config
 
 
+def _back_to_the_default_engine() -> None:
+    """Point this process at the default engine, where the engines' containers live: under an
+    ENGINE=... already in effect, DOCKER_HOST names that engine itself."""
+    if not os.environ.get("ENGINE"):
+        return
+    default = os.environ.pop("ENGINE_DEFAULT_HOST", "")
+    for key in ("ENGINE", "ENGINE_ADDRESS", "ENGINE_WHEELS_URL", "DOCKER_CONFIG", "DOCKER_HOST"):
+        os.environ.pop(key, None)
+    if default:
+        os.environ["DOCKER_HOST"] = default
+
+
 def up(name: str) -> dict[str, str]:
     """Start the engine (or find it running); the variables that select it."""
     engine = by_name(name)
+    _back_to_the_default_engine()
+    default_host = os.environ.get("DOCKER_HOST", "")
     ensure_engine()
     state = _state(engine.container)
     if state != "running":
@@ -166,7 +182,7 @@ def up(name: str) -> dict[str, str]:
         registry.serve_wheels(ROOT / "wheelhouse", engine.container, LABEL, wheels)
     wheels_url = f"http://{_address(wheels, engine.container)}:8000/simple/"
     _copy_stand_ins(host)
-    variables = {"ENGINE": engine.name, "DOCKER_HOST": host,
+    variables = {"ENGINE": engine.name, "DOCKER_HOST": host, "ENGINE_DEFAULT_HOST": default_host,
                  "ENGINE_ADDRESS": _address(engine.container, engine.container), "ENGINE_WHEELS_URL": wheels_url}
     if config := _buildx_config(engine):
         variables["DOCKER_CONFIG"] = str(config)
@@ -177,6 +193,7 @@ def up(name: str) -> dict[str, str]:
 
 
 def down(names: list[str]) -> None:
+    _back_to_the_default_engine()
     for engine in (by_name(n) for n in names or ENGINES):
         for container in (f"{engine.container}-wheels", engine.container):
             docker("rm", "-f", container, check=False, timeout=300)
