@@ -48,6 +48,22 @@ def test_containers_of_an_image_go_first(monkeypatch):
     assert calls == []
 
 
+def test_labelled_containers_then_their_volumes_go(monkeypatch):
+    """The engines ENGINE=... started keep their images in named volumes: removed after their containers."""
+    calls: list[tuple] = []
+
+    def docker(*args, **kwargs):
+        calls.append(args)
+        listed = {"ps": "c1\n", "network": "n1\n", "volume": "bert-engine-docker26-abc\n"}
+        return subprocess.CompletedProcess(args, 0, listed[args[0]] if {"-q", "-aq"} & set(args) else "", "")
+
+    monkeypatch.setattr(clean, "docker", docker)
+    clean.remove_infra()
+    removals = [c for c in calls if "rm" in c[:2]]
+    assert removals == [("rm", "-f", "-v", "c1"), ("network", "rm", "n1"), ("volume", "rm", "bert-engine-docker26-abc")]
+    assert all(f"label={clean.PROJECT_LABEL}" in c for c in calls if "ls" in c[:2] or c[0] == "ps")
+
+
 def test_parse_size():
     assert clean.parse_size("29.39GB") == 29_390_000_000
     assert clean.parse_size("0B") == 0 and clean.parse_size("512kB") == 512_000
