@@ -158,3 +158,22 @@ def test_each_compare_run_edits_differently(monkeypatch):
     assert warm1 == warm2  # the untouched copies are the same
     assert app1[0] != warm1[0] and app2[0] != app1[0]  # each run's app edit is its own
     assert model2[1] != model1[1] and json.loads(model2[1])  # so is the model change, still valid JSON
+
+
+def test_smoke_of_some_variants_keeps_the_others_rows(monkeypatch, tmp_path):
+    """make smoke VARIANTS=x updates x's row in results/smoke.json; the other variants' rows stay."""
+    import json
+    import subprocess
+
+    from scripts.images import smoke
+
+    path = tmp_path / "smoke.json"
+    path.write_text(json.dumps({"gpu": {}, "variants": {"naive_image": {"failures": []}, "onnx_image": {"old": 1}}}))
+    monkeypatch.setattr(smoke, "SMOKE_JSON", path)
+    monkeypatch.setattr(smoke, "ensure_engine", lambda: None)
+    monkeypatch.setattr(smoke, "docker", lambda *a, **k: subprocess.CompletedProcess(a, 0, "", ""))
+    monkeypatch.setattr(smoke, "smoke_variant", lambda v, gpu=False: {"failures": [], "new": 1})
+    monkeypatch.delenv("PLATFORM", raising=False)
+    assert smoke.main(["--variants", "onnx_image", "--flavor", "cpu"]) == 0
+    rows = json.loads(path.read_text())["variants"]
+    assert rows == {"naive_image": {"failures": []}, "onnx_image": {"failures": [], "new": 1}}

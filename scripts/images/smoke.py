@@ -39,7 +39,7 @@ from scripts.infra.engine import (
     publish_address,
     sdk,
 )
-from scripts.results import RESULTS, flavored, print_table, save_json
+from scripts.results import RESULTS, flavored, load_json, print_table, save_json
 from scripts.traffic import heavy, hostile, pipeline
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
 
@@ -416,7 +416,9 @@ def main(argv: list[str] | None = None) -> int:
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
-    save_json(flavored(SMOKE_JSON, args.flavor, args.platform), {"gpu": gpu_note, "variants": results})
+    # Smoking some variants (VARIANTS=...) updates their rows and keeps the others', as make build-all does.
+    path = flavored(SMOKE_JSON, args.flavor, args.platform)
+    save_json(path, {"gpu": gpu_note, "variants": {**load_json(path).get("variants", {}), **results}})
     print_table(["variant", "result", "ready", "device", "user", "shell", "health", "stop"], rows)
     if "skipped" in gpu_note:
         print(f"\nGPU checks skipped: {gpu_note['skipped']}")
