@@ -108,7 +108,9 @@ def measure(names: list[str], variant_names: list[str]) -> dict:
                               check=False)
         if proc.returncode:
             raise EngineError(f"sizing the images on {name} failed (above)")
-        data["engines"][name] = json.loads(proc.stdout)
+        # VARIANTS=... re-measures some images: the engine's other rows stay
+        images = {**data["engines"].get(name, {}).get("images", {}), **json.loads(proc.stdout)["images"]}
+        data["engines"][name] = {**json.loads(proc.stdout), "images": images}
         save_json(OUT, data)
     return data
 
@@ -120,8 +122,8 @@ def markdown(data: dict) -> str:
         e = data["engines"][n]
         store = "containerd" if "containerd" in e.get("driver_type", "") else e.get("driver", "")
         heads.append(f"Docker {e['server'].split('+')[0]}, {store}")
-    columns = " | ".join(f"`docker image ls`: {h}" for h in heads)
-    lines = [f"| variant | {columns} | files in the image (layer replay) |",
+    lines = ["Each cell: what `docker image ls` prints, then `docker image inspect`'s Size in bytes.", "",
+             f"| variant | {' | '.join(heads)} | files in the image (layer replay) |",
              "|---|" + "---|" * (len(found) + 1)]
     variants = [v.name for v in VARIANTS if any(v.name in data["engines"][n]["images"] for n in found)]
     for v in variants:
@@ -129,11 +131,17 @@ def markdown(data: dict) -> str:
         for n in found:
             img = data["engines"][n]["images"].get(v)
             cells.append(f"{img['image_ls']} ({img['inspect_size_bytes']:,} B)" if img else "-")
-        replays = {data["engines"][n]["images"][v]["replay_bytes"] for n in found if v in data["engines"][n]["images"]}
-        replay = " / ".join(human_bytes(r) for r in sorted(replays))
+        replays = [data["engines"][n]["images"][v]["replay_bytes"] for n in found if v in data["engines"][n]["images"]]
+        replay = f"{human_bytes(min(replays))} ({min(replays):,} B)"
+        if max(replays) != min(replays):
+            replay += f", +{max(replays) - min(replays):,} B on another engine"
         lines.append(f"| `{v}` | {' | '.join(cells)} | {replay} |")
     stores = [f"{human_bytes(_bytes(data['engines'][n]['system_df_images']))}" for n in found]
     lines.append(f"| whole image store (`docker system df`) | {' | '.join(stores)} | |")
+    lines += ["", f"| cold build (`make build-all`) | {' | '.join(heads)} |", "|---|" + "---|" * len(found)]
+    for v in variants:
+        seconds = [data["engines"][n]["images"].get(v, {}).get("build_seconds") for n in found]
+        lines.append(f"| `{v}` | " + " | ".join(f"{s:.0f} s" if s else "-" for s in seconds) + " |")
     layouts = ", ".join(f"{h}: {', '.join(sorted({i['save_layout'] for i in data['engines'][n]['images'].values()}))}"
                         for n, h in zip(found, heads, strict=True))
     m = data.get("machine", {})
