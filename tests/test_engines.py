@@ -125,11 +125,13 @@ def test_engine_table_puts_each_engines_figure_beside_the_replay():
                                 "driver_type": "io.containerd.snapshotter.v1", "system_df_images": "4GB",
                                 "images": {"onnx_image": sized("82.9MB", 82_900_000, 150_000_000, "oci")}}}}
     table = engine_sizes.markdown(data)
-    assert "Docker 20.10.24, overlay2" in table and "Docker 26.1.5, containerd" in table
+    assert "Docker 20.10.24, overlay2" in table and "Docker 26.1.5, containerd store" in table
     row = next(line for line in table.splitlines() if line.startswith("| `onnx_image`"))
     assert "151MB (150,860,057 B)" in row and "82.9MB (82,900,000 B)" in row
     assert row.endswith("| 150 MB (150,000,000 B) |")
-    assert "Docker 26.1.5, containerd: oci" in table
+    assert "Docker 26.1.5, containerd store: oci" in table
+    summary = engine_sizes.summary(data)
+    assert "| `onnx_image` | 151MB | 82.9MB |" in summary and "| `naive_image` | - | - |" in summary
 
 
 def test_up_under_an_engine_already_selected_manages_it_from_the_default_engine(fake, monkeypatch):

@@ -421,6 +421,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
     "onnx-cuts": command_table("scripts.measure.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
     "engines": command_table("scripts.measure.engine_sizes", "engines.json", "make engines", "engines"),
+    "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "arm64": arm64_table,
     "cuda-sizes": cuda_sizes,

@@ -117,11 +117,7 @@ def measure(names: list[str], variant_names: list[str]) -> dict:
 
 def markdown(data: dict) -> str:
     found = [n for n in ORDER if n in data.get("engines", {})]
-    heads = []
-    for n in found:
-        e = data["engines"][n]
-        store = "containerd" if "containerd" in e.get("driver_type", "") else e.get("driver", "")
-        heads.append(f"Docker {e['server'].split('+')[0]}, {store}")
+    heads = [_engine_head(data["engines"][n]) for n in found]
     lines = ["Each cell: what `docker image ls` prints, then `docker image inspect`'s Size in bytes.", "",
              f"| variant | {' | '.join(heads)} | files in the image (layer replay) |",
              "|---|" + "---|" * (len(found) + 1)]
@@ -147,6 +143,22 @@ def markdown(data: dict) -> str:
     m = data.get("machine", {})
     return ("\n".join(lines) + f"\n\n_`docker save` layout: {layouts}; "
             f"{m.get('cpu', '')}, {m.get('cores', '')} cores, {m.get('measured_at', '')[:10]}_\n")
+
+
+def summary(data: dict) -> str:
+    """The README's short form: `docker image ls` of each image on each engine."""
+    found = [n for n in ORDER if n in data.get("engines", {})]
+    heads = [_engine_head(data["engines"][n]) for n in found]
+    lines = [f"| `docker image ls` | {' | '.join(heads)} |", "|---|" + "---|" * len(found)]
+    for v in (v.name for v in VARIANTS):
+        cells = [data["engines"][n]["images"].get(v, {}).get("image_ls", "-") for n in found]
+        lines.append(f"| `{v}` | {' | '.join(cells)} |")
+    return "\n".join(lines) + "\n"
+
+
+def _engine_head(engine: dict) -> str:
+    store = "containerd store" if "containerd" in engine.get("driver_type", "") else engine.get("driver", "")
+    return f"Docker {engine['server'].split('+')[0]}, {store}"
 
 
 def _bytes(text: str) -> int:
