@@ -46,3 +46,31 @@ def test_table_has_every_step_for_both_installers():
     assert "| image size | 1.1 GB | 1.1 GB |" in table
     assert "wheels from the local wheelhouse" in table
     assert "run make installers" in installers.markdown({})
+
+
+def test_steps_time_five_builds_and_leave_nothing_behind(monkeypatch, tmp_path):
+    """Each build replaces the one before (removed, not left untagged); the cache mounts are emptied
+    before the last step; the scratch requirements get their pin back."""
+    (tmp_path / "app").mkdir()
+    req = tmp_path / "app" / "requirements-common.txt"
+    req.write_text("flask==3.1.3\ngunicorn==27.0.1\n")
+    (tmp_path / "app" / "server.py").write_text("")
+    builds, replaced, calls = [], [], []
+    def build_image(*_a, no_cache: bool, **_k) -> float:
+        builds.append((no_cache, req.read_text()))
+        return 1.0
+
+    monkeypatch.setattr(installers, "build_image", build_image)
+    monkeypatch.setattr(installers, "image_id", lambda tag: f"sha256:{len(builds)}")
+    monkeypatch.setattr(installers, "remove_replaced", lambda old, tag: replaced.append(old))
+    monkeypatch.setattr(installers, "image_size", lambda tag: 1_000)
+    monkeypatch.setattr(installers, "docker", lambda *a, **k: calls.append(a))
+    out = installers.steps(tmp_path / "Dockerfile", tmp_path, setup=None, installer="uv")
+    assert list(out["seconds"]) == list(installers.STEPS) and out["size_bytes"] == 1_000
+    assert [no_cache for no_cache, _ in builds] == [True, True, False, False, False]
+    assert "gunicorn==27.0.0" in builds[3][1] and "gunicorn==26.2.0" in builds[4][1]
+    assert len(replaced) == 5
+    prunes = [c for c in calls if c[:2] == ("builder", "prune")]
+    assert "type=exec.cachemount" in prunes[1] and calls.index(prunes[1]) > calls.index(prunes[0])
+    assert req.read_text() == "flask==3.1.3\ngunicorn==27.0.1\n"
+    assert ("rmi", "-f", "bert-classifier-scratch:layered-uv") in calls

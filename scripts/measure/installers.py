@@ -29,7 +29,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.images.build import BuildError, build_image, image_size, prepare
+from scripts.images.build import BuildError, build_image, image_id, image_size, prepare, remove_replaced
 from scripts.images.context import scratch_context
 from scripts.infra import engines, wheelhouse
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
@@ -80,7 +80,9 @@ def steps(dockerfile: Path, ctx: Path, setup, installer: str) -> dict:
     out: dict = {"seconds": {}}
 
     def build(step: str, no_cache: bool) -> None:
+        old = image_id(tag)
         seconds = build_image(dockerfile, tag, setup, context=ctx, no_cache=no_cache, label=f"{installer}", quiet=True)
+        remove_replaced(old, tag)  # each build moves the tag: the image before would linger untagged
         out["seconds"][step] = round(seconds, 1)
         log(f"{installer}: {step}: {seconds:.1f} s")
 
