@@ -1,5 +1,6 @@
 """gunicorn settings for the classifier; every value can be overridden from the environment."""
 
+import gc
 import os
 
 from app.gunicorn_errors import install as json_errors_from_gunicorn
@@ -36,3 +37,9 @@ def post_worker_init(worker):
     # pool do not survive fork; the ONNX backend creates its session here), so the first
     # real request is not the slow one.
     worker.asgi.wsgi_app.extensions["model"].predict(["warm up"])
+
+
+def pre_fork(server, worker):
+    # Objects the master made (the app, the tokenizer) out of the worker's garbage collector: its passes
+    # would write to every one of them and copy the pages the master shares with the worker.
+    gc.freeze()

@@ -6,9 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
 
 import pytest
 
+import app.backends as backends
 from app.backends import ModelLoadError, backend_for, load_model
 from app.settings import Settings
 from tests.conftest import ROOT, make_tiny_onnx
@@ -211,3 +213,47 @@ def test_coalesce_setting(monkeypatch):
     monkeypatch.setenv("COALESCE", "maybe")
     with pytest.raises(SystemExit, match="COALESCE must be 1 or 0"):
         Settings.from_env()
+
+
+def test_the_model_thread_hands_memory_back_once_idle(tiny_model_dirs, monkeypatch):
+    """After idle_release_seconds without a pass, freed heap goes back to the OS: once per burst, not in a loop."""
+    trims: list[float] = []
+    monkeypatch.setattr(backends, "trim_heap", lambda: trims.append(time.monotonic()))
+    model = load_model(str(tiny_model_dirs), threads=1)
+    model.idle_release_seconds = 0.1
+    released: list[float] = []  # this model's hand-backs (other tests' models run model threads too)
+    real_released = model.memory.released
+    monkeypatch.setattr(model.memory, "released", lambda: (released.append(time.monotonic()), real_released()))
+    model.predict(["great film"])
+    assert model.memory.high_water > 0  # the pass's memory is counted as kept
+    time.sleep(0.6)
+    assert len(released) == 1 and trims
+    assert model.memory.high_water == 0  # handed back: the next pass allocates anew
+    time.sleep(0.3)
+    assert len(released) == 1
+    model.predict(["awful film"])
+    time.sleep(0.6)
+    assert len(released) == 2
+
+
+def test_onnx_session_keeps_no_cpu_arena_and_heavy_passes_still_release(tiny_onnx_dir):
+    model = load_model(str(tiny_onnx_dir), threads=1)
+    assert model.session().get_session_options().enable_cpu_mem_arena is False
+    assert model._predict_batch(["great film"] * 3, release=True)[0].label in {"NEGATIVE", "POSITIVE"}
+
+
+def test_large_allocations_go_back_to_the_os_unless_the_environment_says_otherwise(monkeypatch):
+    calls: list[tuple[int, int]] = []
+
+    class FakeLibc:
+        def mallopt(self, param: int, value: int) -> int:
+            calls.append((param, value))
+            return 1
+
+    monkeypatch.setattr(backends.ctypes, "CDLL", lambda name: FakeLibc())
+    monkeypatch.delenv("MALLOC_MMAP_THRESHOLD_", raising=False)
+    backends.hand_back_large_allocations()
+    assert calls == [(backends.M_MMAP_THRESHOLD, 128 << 10)]
+    monkeypatch.setenv("MALLOC_MMAP_THRESHOLD_", "65536")  # glibc reads it at start; ours must not override
+    backends.hand_back_large_allocations()
+    assert len(calls) == 1

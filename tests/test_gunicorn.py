@@ -10,7 +10,7 @@ import urllib.request
 
 import pytest
 
-from tests.conftest import start_gunicorn, stop
+from tests.conftest import ROOT, start_gunicorn, stop
 
 
 @pytest.fixture(params=["model", "model-onnx-int8"])
@@ -52,3 +52,16 @@ def test_sigterm_lets_the_in_flight_request_finish(server):
     assert len(answer["body"]["predictions"]) == 8
     assert answer["seconds"] > max(0.3, duration / 2)  # it really was in flight when the signal arrived
     assert proc.wait(timeout=15) == 0
+
+
+def test_the_master_freezes_its_objects_before_forking_a_worker():
+    """Frozen objects are left out of the worker's collections, so its GC does not copy the pages it shares."""
+    import gc
+    import runpy
+
+    config = runpy.run_path(str(ROOT / "app" / "gunicorn.conf.py"))
+    try:
+        config["pre_fork"](None, None)
+        assert gc.get_freeze_count() > 0
+    finally:
+        gc.unfreeze()

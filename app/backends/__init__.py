@@ -74,6 +74,7 @@ def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", b
                threads: int = 0, batch_tokens: int = 0, coalesce: bool = True) -> Model:
     """Load model_dir with its backend; threads=0 means one per available CPU, batch_tokens=0 the default;
     coalesce: requests waiting for the model share its next forward pass."""
+    hand_back_large_allocations()
     name = backend_for(model_dir, backend)
     module = importlib.import_module(BACKENDS[name])
     model = module.load(model_dir, device=device, batch_size=batch_size, threads=threads or available_cpus())
@@ -94,6 +95,22 @@ def trim_heap() -> None:
         libc = ctypes.CDLL(None)
         libc.malloc_trim(0)
     except (OSError, AttributeError):
+        pass
+
+
+# glibc serves a request above this from mmap and unmaps it on free (its default threshold slides up to
+# 32 MiB after the first large free, and the heap then keeps a burst's activations while idle).
+MMAP_THRESHOLD_BYTES = 128 << 10
+M_MMAP_THRESHOLD = -3  # mallopt's parameter number, from glibc's malloc.h
+
+
+def hand_back_large_allocations() -> None:
+    """Large buffers (activations, batches) straight back to the OS when freed; MALLOC_MMAP_THRESHOLD_ wins."""
+    if "MALLOC_MMAP_THRESHOLD_" in os.environ:
+        return
+    try:
+        ctypes.CDLL(None).mallopt(M_MMAP_THRESHOLD, MMAP_THRESHOLD_BYTES)
+    except (OSError, AttributeError):  # not glibc
         pass
 
 
@@ -161,6 +178,9 @@ class BatchedClassifier:
     multi_pass_at_once = 2
     # True where the tokenizer may be called from several threads at once (its settings fixed at load).
     tokenizer_thread_safe = False
+    # After this long without a pass, the memory freed since the last pass goes back to the OS (glibc keeps
+    # it otherwise, and a burst of batches would leave the service at its peak while idle).
+    idle_release_seconds = 1.0
     # Set by each backend's __init__: name, labels, device, max_length, threads, load_seconds.
 
     def __init__(self) -> None:
@@ -174,6 +194,7 @@ class BatchedClassifier:
         self.passes = 0  # forward passes run in this process, and the requests they served
         self.requests = 0
         self._counted = threading.local()  # the token counts of this thread's last count_tokens call
+        self._unreleased = False  # passes ran since memory was last handed back (model thread only)
         self.memory = MemoryGuard()
 
     def describe(self) -> dict:
@@ -235,12 +256,22 @@ class BatchedClassifier:
         try:
             while True:
                 with self._wakeup:
-                    while not self._pending:
-                        self._wakeup.wait()
-                    group = self._take_group()
-                self._run_together(group)
+                    timeout = self.idle_release_seconds if self._unreleased else None
+                    group = self._take_group() if self._wakeup.wait_for(lambda: self._pending, timeout) else []
+                if group:
+                    self._run_together(group)
+                    self._unreleased = True
+                else:  # idle since the last pass
+                    self._release_idle()
         finally:  # only something like SystemExit ends it: the next request starts another
             self._runner_pid = 0
+
+    def _release_idle(self) -> None:
+        """Hand the heap the last passes freed back to the OS (on the model thread, between passes)."""
+        trim_heap()
+        self._unreleased = False
+        with self._memory_lock:
+            self.memory.released()
 
     def _take_group(self) -> list[_Job]:
         """The oldest queued jobs that fit in one pass (batch_size texts, batch_tokens padded tokens, memory);
