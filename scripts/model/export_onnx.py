@@ -35,7 +35,8 @@ def export_fp32(torch_dir: Path, onnx_path: Path) -> None:
 
     hf_logging.disable_progress_bar()
     tokenizer = AutoTokenizer.from_pretrained(torch_dir)
-    model = AutoModelForSequenceClassification.from_pretrained(torch_dir).eval()
+    # Eager attention exports the matmul-softmax-matmul pattern ORT's BERT fusion recognises (SDPA's masking does not).
+    model = AutoModelForSequenceClassification.from_pretrained(torch_dir, attn_implementation="eager").eval()
     sample = tokenizer(["a short one", "and a somewhat longer second sentence"], padding=True, return_tensors="pt")
     axes = {name: {0: "batch", 1: "sequence"} for name in INPUTS} | {"logits": {0: "batch"}}
     with torch.inference_mode(), warnings.catch_warnings():
@@ -44,17 +45,34 @@ def export_fp32(torch_dir: Path, onnx_path: Path) -> None:
                           output_names=["logits"], dynamic_axes=axes, opset_version=OPSET, dynamo=False)
 
 
+def fuse_bert(fp32_path: Path, fused_path: Path, config: dict) -> None:
+    """Each layer's attention, the embeddings' layer norm and the GELUs as one fused operator each.
+
+    onnxruntime's transformer optimizer, before quantizing: once the matmuls are int8 the patterns are
+    gone. The graph goes from 315 nodes to 56 (QAttention, QEmbedLayerNormalization), each one a call
+    less per forward pass, which is most of a single short sentence's time.
+    """
+    from onnxruntime.transformers.optimizer import optimize_model
+
+    fused = optimize_model(str(fp32_path), model_type="bert", num_heads=config["num_attention_heads"],
+                           hidden_size=config["hidden_size"], opt_level=0)
+    fused.save_model_to_file(str(fused_path))
+
+
 def quantize_int8(fp32_path: Path, int8_path: Path) -> None:
     """Weights to int8 per output channel, activations quantized at run time (no calibration data).
 
-    Per-channel keeps held-out accuracy within 0.002 of fp32 here (0.8196); one scale per tensor lost 0.016 (0.8052).
+    Per-channel: held-out accuracy within 0.005 of fp32 (make evaluate); one scale per tensor lost 0.016.
     """
     import logging
 
+    import onnx
     from onnxruntime.quantization import QuantType, quantize_dynamic
 
     logging.getLogger().setLevel(logging.ERROR)  # its "consider pre-processing" hint: that step fails on BERT
-    quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8)
+    # Shape inference cannot type the fused operators' outputs (com.microsoft domain): they are float.
+    quantize_dynamic(str(fp32_path), str(int8_path), per_channel=True, weight_type=QuantType.QInt8,
+                     extra_options={"DefaultTensorType": onnx.TensorProto.FLOAT})
 
 
 def optimize_offline(path: Path) -> None:
@@ -84,7 +102,10 @@ def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
     if not fp32.exists():
         export_fp32(torch_dir, fp32)
     if form == "int8":
-        quantize_int8(fp32, tmp / ONNX_FILE)
+        fused = scratch / "fused.onnx"
+        if not fused.exists():
+            fuse_bert(fp32, fused, json.loads((torch_dir / "config.json").read_text()))
+        quantize_int8(fused, tmp / ONNX_FILE)
         optimize_offline(tmp / ONNX_FILE)
     else:
         shutil.copy2(fp32, tmp / ONNX_FILE)
@@ -92,6 +113,7 @@ def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
         if (torch_dir / name).exists():
             shutil.copy2(torch_dir / name, tmp / name)
     origin = {"exported_from": torch_dir.name, "form": form, "opset": OPSET, "exporter": "torch.onnx (TorchScript)",
+              "fused": "attention, embedding layer norm, GELU (onnxruntime.transformers)" if form == "int8" else None,
               "quantization": "dynamic, int8 weights per channel" if form == "int8" else None,
               "optimized_offline": "onnxruntime extended level" if form == "int8" else None}
     (tmp / "ORIGIN.json").write_text(json.dumps(origin, indent=2) + "\n")
