@@ -20,7 +20,7 @@ $(if $(ENGINE_VARS),,$(error ENGINE=$(ENGINE) did not start: the reason is above
 $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup diagnose onnx-cuts cuda-trim cluster scale \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines installers
 
 help:  ## list targets
@@ -75,6 +75,9 @@ compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write res
 
 startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.{json,png}
 	$(PY) -m scripts.measure.startup
+
+request-phases: $(VENV_STAMP)  ## where one sentence's /classify time goes, model's work vs the rest, per variant (VARIANTS=): results/request_phases.json
+	$(PY) -m scripts.measure.request_phases $(if $(VARIANTS),--variants $(VARIANTS))
 
 sbom: $(VENV_STAMP)  ## CycloneDX SBOM and attack surface of each image: results/sbom/, results/surface.json (IMAGE= any)
 	$(PY) -m scripts.measure.sbom $(if $(IMAGE),--image $(IMAGE))

@@ -418,6 +418,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "batching": command_table("scripts.measure.batching", "batching.json", "make batching"),  # app/README.md
     "surface": command_table("scripts.measure.sbom", "surface.json", "make sbom"),  # docs/diagnose.md
     "startup": command_table("scripts.measure.startup", "startup.json", "make startup"),  # docs/measurement.md
+    "request-phases": command_table("scripts.measure.request_phases", "request_phases.json", "make request-phases"),
     "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
     "onnx-cuts": command_table("scripts.measure.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
     "engines": command_table("scripts.measure.engine_sizes", "engines.json", "make engines", "engines"),
