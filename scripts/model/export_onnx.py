@@ -46,16 +46,21 @@ def export_fp32(torch_dir: Path, onnx_path: Path) -> None:
 
 
 def fuse_bert(fp32_path: Path, fused_path: Path, config: dict) -> None:
-    """Each layer's attention, the embeddings' layer norm and the GELUs as one fused operator each.
+    """Each layer's attention, its residual layer norms and its GELU as one fused operator each.
 
     onnxruntime's transformer optimizer, before quantizing: once the matmuls are int8 the patterns are
-    gone. The graph goes from 315 nodes to 56 (QAttention, QEmbedLayerNormalization), each one a call
-    less per forward pass, which is most of a single short sentence's time.
+    gone. The graph goes from 231 nodes to 67 (QAttention per layer), each a call less per forward
+    pass, which is most of a short sentence's time. The embeddings stay unfused: fused, the quantizer
+    turns them into one QEmbedLayerNormalization with int8 tables, which cost 0.0023 of held-out
+    accuracy and flipped a sample sentence that torch scores 0.62 NEGATIVE.
     """
+    from onnxruntime.transformers.fusion_options import FusionOptions
     from onnxruntime.transformers.optimizer import optimize_model
 
+    options = FusionOptions("bert")
+    options.enable_embed_layer_norm = False
     fused = optimize_model(str(fp32_path), model_type="bert", num_heads=config["num_attention_heads"],
-                           hidden_size=config["hidden_size"], opt_level=0)
+                           hidden_size=config["hidden_size"], opt_level=0, optimization_options=options)
     fused.save_model_to_file(str(fused_path))
 
 
@@ -113,7 +118,7 @@ def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
         if (torch_dir / name).exists():
             shutil.copy2(torch_dir / name, tmp / name)
     origin = {"exported_from": torch_dir.name, "form": form, "opset": OPSET, "exporter": "torch.onnx (TorchScript)",
-              "fused": "attention, embedding layer norm, GELU (onnxruntime.transformers)" if form == "int8" else None,
+              "fused": "attention, skip layer norm, bias GELU (onnxruntime.transformers)" if form == "int8" else None,
               "quantization": "dynamic, int8 weights per channel" if form == "int8" else None,
               "optimized_offline": "onnxruntime extended level" if form == "int8" else None}
     (tmp / "ORIGIN.json").write_text(json.dumps(origin, indent=2) + "\n")
