@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from scripts.images.trim_venv import CUDA_INFERENCE_ONLY, trim
+from pathlib import Path
+
+from scripts.images.trim_venv import CUDA_INFERENCE_ONLY, NUMPY_ARRAYS_ONLY, trim
 
 
 def test_trim_removes_listed_paths_and_keeps_runtime(tmp_path):
@@ -126,3 +128,30 @@ def test_cuda_inference_only_is_opt_in_and_keeps_what_inference_loads(tmp_path):
     assert trim(tmp_path, CUDA_INFERENCE_ONLY) == 10 * len(unused)
     assert all((site / rel).exists() for rel in loaded)
     assert not any((site / rel).exists() for rel in unused)
+
+
+def test_arrays_only_numpy_still_does_what_the_onnx_backend_asks_of_it(tmp_path):
+    """The real numpy, trimmed: import, int64 arrays, exp/max/sum/argmax work; the removed parts are gone."""
+    import shutil
+    import subprocess
+    import sys
+
+    import numpy
+
+    site = tmp_path / "lib/python3.11/site-packages"
+    site.mkdir(parents=True)
+    installed = Path(numpy.__file__).parent
+    for folder in (installed, installed.with_name("numpy.libs")):  # the wheel's bundled BLAS, where there is one
+        if folder.is_dir():
+            shutil.copytree(folder, site / folder.name)
+    assert trim(tmp_path, NUMPY_ARRAYS_ONLY) > 1_000_000
+    assert not (site / "numpy/random").exists() and not list(site.glob("numpy/**/*.pyi"))
+    code = ("import numpy as np; a = np.asarray([[1, 2], [3, 4]], dtype=np.int64); x = np.exp(a - a.max(axis=-1, "
+            "keepdims=True)); p = x / x.sum(axis=-1, keepdims=True); print(p.argmax(axis=-1).tolist())")
+    out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],
+                         capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert out.returncode == 0, out.stderr
+    assert out.stdout.strip() == "[1, 1]"
+    gone = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); "
+                           "import numpy.random"], capture_output=True, text=True, timeout=120, cwd=tmp_path)
+    assert gone.returncode != 0  # really removed: a service that needs it fails at once, not quietly

@@ -3,6 +3,7 @@
     python trim_venv.py /opt/venv
     python trim_venv.py --bytecode-only /venv    # also replace sources with their bytecode
     python trim_venv.py --cuda-inference-only /opt/venv   # also CUDA parts eager inference never loads
+    python trim_venv.py --arrays-only-numpy /venv    # also numpy's subpackages a service passing arrays never imports
 
 Runs in the build stage of the multi-stage Dockerfiles (standard library only),
 so the bytes never reach the runtime stage. Prints what it removed and how much.
@@ -45,6 +46,16 @@ CUDA_INFERENCE_ONLY = (
     "nvidia/*/lib/libcusolverMg.so*",  # multi-GPU dense solver
     "nvidia/*/lib/libnvperf_*.so", "nvidia/*/lib/libcheckpoint.so",  # CUPTI's profiling/checkpoint helpers
     "nvidia/*/lib/libcufftw.so*", "nvidia/*/lib/libnvblas.so*",  # FFTW/BLAS drop-in shims for C programs
+)
+
+
+# Opt-in for a service that only hands arrays to a runtime (--arrays-only-numpy; onnx_image): numpy's
+# subpackages it never imports (lazy in numpy 2, so `import numpy` does not need them: make diagnose's
+# trace of onnx_image), its SIMD self-test module, and its type stubs, which only type checkers read.
+NUMPY_ARRAYS_ONLY = (
+    "numpy/random", "numpy/fft", "numpy/polynomial", "numpy/ma", "numpy/testing",
+    "numpy/_core/_simd.*",
+    "numpy/**/*.pyi",
 )
 
 
@@ -125,7 +136,7 @@ def bytecode_only(venv: Path) -> int:
 
 if __name__ == "__main__":
     args = sys.argv[1:]
-    flags = {"--bytecode-only", "--cuda-inference-only"}
+    flags = {"--bytecode-only", "--cuda-inference-only", "--arrays-only-numpy"}
     sourceless = "--bytecode-only" in args
     paths = [a for a in args if a not in flags]
     if len(paths) != 1:
@@ -134,5 +145,7 @@ if __name__ == "__main__":
     print(f"trim_venv: removed {trim(venv) / 1e6:.0f} MB of build/test files from {venv}")
     if "--cuda-inference-only" in args:
         print(f"trim_venv: removed {trim(venv, CUDA_INFERENCE_ONLY) / 1e6:.0f} MB of CUDA parts inference never loads")
+    if "--arrays-only-numpy" in args:
+        print(f"trim_venv: removed {trim(venv, NUMPY_ARRAYS_ONLY) / 1e6:.0f} MB of numpy the service never imports")
     if sourceless:
         print(f"trim_venv: bytecode-only saved {bytecode_only(venv) / 1e6:.0f} MB")
