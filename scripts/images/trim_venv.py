@@ -50,8 +50,8 @@ CUDA_INFERENCE_ONLY = (
 
 
 # Opt-in for a service that only hands arrays to a runtime (--arrays-only-numpy; onnx_image): numpy's
-# subpackages it never imports (lazy in numpy 2, so `import numpy` does not need them: make diagnose's
-# trace of onnx_image), its SIMD self-test module, and its type stubs, which only type checkers read.
+# subpackages it never imports (lazy in numpy 2, so `import numpy` does not need them; the running
+# service's sys.modules has none of them), its SIMD self-test module, and its type stubs.
 NUMPY_ARRAYS_ONLY = (
     "numpy/random", "numpy/fft", "numpy/polynomial", "numpy/ma", "numpy/testing",
     "numpy/_core/_simd.*",
