@@ -35,6 +35,7 @@ import time
 from scripts.images.smoke import Container
 from scripts.infra.engine import PROJECT_LABEL, EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
+from scripts.traffic import latency
 from scripts.variants import VARIANTS, Variant, select
 
 RESULTS_JSON = RESULTS / "request_phases.json"
@@ -115,28 +116,23 @@ def in_image(image: str, requests: int, timeout: float = 300) -> dict[str, float
         container.remove(force=True)
 
 
-def round_trips(base_url: str, requests: int) -> dict[str, float]:
-    """Median /classify and /healthz round trips (ms) over one keep-alive connection, bounded in count."""
+def healthz_ms(base_url: str, requests: int) -> float:
+    """Median /healthz round trip (ms) over one keep-alive connection, bounded in count."""
     host, port = base_url.removeprefix("http://").rsplit(":", 1)
     conn = http.client.HTTPConnection(host, int(port), timeout=30)
-    body = json.dumps({"text": SENTENCE})
-
-    def median_ms(method: str, path: str, payload: str | None) -> float:
-        times = []
+    times = []
+    try:
         for _ in range(requests + max(10, requests // 10)):
             started = time.perf_counter()
-            conn.request(method, path, payload, {"content-type": "application/json"} if payload else {})
+            conn.request("GET", "/healthz")
             resp = conn.getresponse()
             resp.read()
             if resp.status != 200:
-                raise EngineError(f"{method} {path} answered {resp.status}")
+                raise EngineError(f"GET /healthz answered {resp.status}")
             times.append(time.perf_counter() - started)
-        return statistics.median(times[-requests:]) * 1000
-
-    try:
-        return {"HTTP": median_ms("POST", "/classify", body), "healthz_ms": median_ms("GET", "/healthz", None)}
     finally:
         conn.close()
+    return statistics.median(times[-requests:]) * 1000
 
 
 def phases(layers: dict[str, float]) -> dict[str, float]:
@@ -153,14 +149,16 @@ def measure(variant: Variant, requests: int) -> dict:
     container = Container(variant.image).start()
     try:
         container.wait_ready()
-        http_times = round_trips(container.base_url, requests)
+        host, port = container.base_url.removeprefix("http://").rsplit(":", 1)
+        layers["HTTP"] = latency.measure(host, int(port), requests, warmup=max(10, requests // 10),
+                                         texts=[SENTENCE])["p50_ms"]  # the same round trip make compare times
+        floor = healthz_ms(container.base_url, requests)
     finally:
         container.remove()
-    layers["HTTP"] = http_times["HTTP"]
     split = phases(layers)
     model_work = sum(split[k] for k in MODEL_WORK)
     return {"phases_ms": split, "total_ms": round(sum(split.values()), 3), "model_work_ms": round(model_work, 3),
-            "healthz_ms": round(http_times["healthz_ms"], 3), "requests": requests}
+            "healthz_ms": round(floor, 3), "requests": requests}
 
 
 def record(rows: dict[str, dict], path=RESULTS_JSON) -> dict:

@@ -32,17 +32,18 @@ def post(conn: http.client.HTTPConnection, body: dict) -> dict:
     return data
 
 
-def measure(host: str, port: int, requests: int = 200, max_seconds: float = 120, warmup: int = 20) -> dict:
-    """p50/p95/mean in ms over at most `requests` requests and `max_seconds` seconds."""
+def measure(host: str, port: int, requests: int = 200, max_seconds: float = 120, warmup: int = 20,
+            texts: list[str] = SENTENCES) -> dict:
+    """p50/p95/mean in ms over at most `requests` requests and `max_seconds` seconds, cycling through texts."""
     conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         for i in range(warmup):
-            post(conn, {"text": SENTENCES[i % len(SENTENCES)]})
+            post(conn, {"text": texts[i % len(texts)]})
         latencies: list[float] = []
         deadline = time.monotonic() + max_seconds
         while len(latencies) < requests and time.monotonic() < deadline:
             started = time.perf_counter()
-            post(conn, {"text": SENTENCES[len(latencies) % len(SENTENCES)]})
+            post(conn, {"text": texts[len(latencies) % len(texts)]})
             latencies.append((time.perf_counter() - started) * 1000)
     finally:
         conn.close()
