@@ -20,7 +20,7 @@ $(if $(ENGINE_VARS),,$(error ENGINE=$(ENGINE) did not start: the reason is above
 $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
-.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts cuda-trim cluster scale \
+.PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines installers
 
 help:  ## list targets
@@ -96,6 +96,9 @@ scale: $(MODEL_STAMP)  ## scale-out 1 -> NODES replicas on a fresh swarm per var
 
 onnx-cuts: $(MODEL_STAMP)  ## onnx_image built from each commit that cut it toward its floor: results/onnx-cuts.json
 	$(PY) -m scripts.measure.onnx_cuts
+
+stdlib-modules: $(MODEL_STAMP)  ## the stdlib modules onnx_image keeps, from a trace of its service: onnx_image/stdlib-modules.txt
+	$(PY) -m scripts.images.stdlib_modules
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"

@@ -1,6 +1,8 @@
 """Gather the Python that runs this script into a folder, to be copied onto a base without Python.
 
-    python3 copy_python.py /python            # then, in the runtime stage: COPY --from=build /python/ /
+    python3 copy_python.py /python                           # the whole standard library
+    python3 copy_python.py --modules stdlib-modules.txt /python   # only the modules listed there
+    # then, in the runtime stage: COPY --from=build /python/ /
 
 Runs in a Dockerfile's build stage (standard library only). Copies the interpreter, its standard
 library as bytecode only (legacy .pyc beside where each .py was; the sources stay behind), the
@@ -9,10 +11,16 @@ OpenSSL, libstdc++) lacks, with their dpkg records under var/lib/dpkg/status.d/ 
 scanners still see them. Left out: what a service never runs (the installer, venv, IDLE, Tk, the
 REPL, unittest, xmlrpc, the interpreter's test modules) and the extension modules for sqlite3,
 readline, curses and dbm, whose libraries are not copied.
+
+With --modules FILE (one module name per line, `#` comments; written by scripts/images/stdlib_modules.py
+from a trace of the running service) only those modules are kept, with the packages that hold them,
+plus what any service may import on a path a trace cannot reach (ALWAYS_KEEP); an extension module
+left out takes the libraries only it links with it.
 """
 
 from __future__ import annotations
 
+import argparse
 import compileall
 import os
 import re
@@ -31,6 +39,48 @@ LEAVE_OUT = ("ensurepip", "venv", "idlelib", "tkinter", "turtledemo", "pydoc_dat
 # Extension modules left out: those whose libraries are not copied, and the interpreter's own test modules.
 DYNLOAD_LEAVE_OUT = re.compile(r"^(_(sqlite3|curses|curses_panel|dbm|gdbm|tkinter)|readline"
                                r"|_test\w*|_ctypes_test|_xxtestfuzz|xx\w*)\.")
+
+
+# Kept whatever the list says: a client or the locale may name any codec (encodings.<name> and the CJK
+# codec modules are imported on the first use of that name), and formatting a traceback reads source
+# lines through linecache, which imports tokenize only then.
+ALWAYS_KEEP = ("encodings", "_codecs_cn", "_codecs_hk", "_codecs_iso2022", "_codecs_jp", "_codecs_kr", "_codecs_tw",
+               "_multibytecodec", "traceback", "linecache", "tokenize", "token", "_colorize")
+
+
+def read_modules(path: Path) -> set[str]:
+    """Module names from a list file: one per line, blank lines and `#` comments ignored."""
+    names = {line.split("#")[0].strip() for line in path.read_text().splitlines()}
+    return names - {""}
+
+
+def module_name(rel: Path) -> str:
+    """'asyncio/events.pyc' -> 'asyncio.events', 'json/__init__.pyc' -> 'json',
+    'lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so' -> '_ssl'."""
+    if rel.parts[0] == "lib-dynload":
+        return rel.name.split(".")[0]
+    parts = rel.with_suffix("").parts
+    return ".".join(parts[:-1] if parts[-1] == "__init__" else parts)
+
+
+def wanted(name: str, keep: set[str]) -> bool:
+    """A listed module, a package holding one (its __init__ runs first), or anything under ALWAYS_KEEP."""
+    return (name in keep or any(k.startswith(name + ".") for k in keep)
+            or any(name == a or name.startswith(a + ".") for a in ALWAYS_KEEP))
+
+
+def keep_only(stdlib: Path, keep: set[str]) -> list[str]:
+    """Delete the compiled modules and extension modules of stdlib not wanted; returns their names."""
+    dropped = []
+    for path in sorted([*stdlib.rglob("*.pyc"), *(stdlib / "lib-dynload").glob("*.so")]):
+        name = module_name(path.relative_to(stdlib))
+        if not wanted(name, keep):
+            path.unlink()
+            dropped.append(name)
+    for folder in sorted((p for p in stdlib.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
+        if folder.exists() and not any(f.suffix in (".pyc", ".so") for f in folder.rglob("*")):
+            shutil.rmtree(folder)  # no module left: its data files (tomllib/mypy.ini, ...) go with it
+    return dropped
 
 
 def run(*cmd: str) -> str:
@@ -95,7 +145,7 @@ def bytecode_only(stdlib: Path) -> None:
         shutil.rmtree(cache)
 
 
-def gather(dest: Path) -> None:
+def gather(dest: Path, modules: set[str] | None = None) -> None:
     executable = Path(os.path.realpath(sys.executable))
     stdlib = Path(sysconfig.get_paths()["stdlib"])
     dynload = stdlib / "lib-dynload"
@@ -104,6 +154,9 @@ def gather(dest: Path) -> None:
         n for n in names if (Path(d) == stdlib and n in LEAVE_OUT) or n == "__pycache__"
         or (Path(d) == dynload and DYNLOAD_LEAVE_OUT.search(n))])
     bytecode_only(target)
+    if modules is not None:
+        dropped = keep_only(target, modules)
+        print(f"copy_python: {len(dropped)} standard-library modules the list does not name left out")
     copy(executable, dest)
     (dest / "usr/bin/python3").symlink_to(executable.name)
 
@@ -126,7 +179,23 @@ def gather(dest: Path) -> None:
           f"dpkg records: {', '.join(sorted(packages))}")
 
 
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    ap.add_argument("dest", type=Path, help="folder to gather into (its paths mirror /)")
+    ap.add_argument("--modules", default="all",
+                    help="file naming the standard-library modules to keep, or 'all' (the default)")
+    args = ap.parse_args(argv)
+    modules = None
+    if args.modules != "all":
+        try:
+            modules = read_modules(Path(args.modules))
+        except OSError as exc:
+            ap.error(f"--modules {args.modules}: {exc.strerror}")
+        if not modules:
+            ap.error(f"--modules {args.modules} names no module (pass 'all' for the whole standard library)")
+    gather(args.dest, modules)
+    return 0
+
+
 if __name__ == "__main__":
-    if len(sys.argv) != 2:
-        sys.exit(__doc__.split("\n\n")[1])
-    gather(Path(sys.argv[1]))
+    sys.exit(main())

@@ -21,8 +21,10 @@ import tarfile
 import time
 import urllib.error
 import urllib.request
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from docker.errors import DockerException, NotFound
 
@@ -160,8 +162,13 @@ def _port(config: dict) -> str | None:
     return ports[0] if ports else None
 
 
-def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None) -> Trace:
-    """Start the image's service with the probe, send the requests, return what it used."""
+def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None,
+                after: Callable[[Any, str], None] | None = None) -> Trace:
+    """Start the image's service with the probe, send the requests, return what it used.
+
+    after(container, base_url), when given, runs once the requests are answered: more traffic, or
+    `container.exec_run` of other programs of the image (they inherit the probe's environment).
+    """
     client = sdk()
     config = client.images.get(image).attrs.get("Config") or {}
     env = dict(item.split("=", 1) for item in config.get("Env") or [] if "=" in item)
@@ -181,6 +188,8 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
             container.reload()
             base = f"http://{publish_address()}:{container.ports[port][0]['HostPort']}"
             answers = _exercise(container, base, requests, log)
+            if after is not None:
+                after(container, base)
         else:
             log(f"[trace] {image} exposes no TCP port: recording its start-up only")
             time.sleep(5)
