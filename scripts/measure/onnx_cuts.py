@@ -42,6 +42,9 @@ CUTS: tuple[tuple[str, str, str], ...] = (
     ("743c100", "numpy past arrays out of the venv (random, fft, polynomial, ma, testing, _simd, stubs)",
      "make smoke (a removed module cannot be imported: any use fails at once); a test runs the trimmed numpy "
      "through the backend's array calls"),
+    ("7aff6b6", "only the stdlib modules a trace of the service, HEALTHCHECK and CLI imports (make stdlib-modules)",
+     "make smoke (every request kind, the hostile set, HEALTHCHECK, CLI, SIGTERM, worker restart); a missing "
+     "module fails its import at once"),
 )
 VARIANT = BY_NAME["onnx_image"]
 TAG = "bert-classifier-cuts:onnx_image"

@@ -62,5 +62,5 @@ def test_onnx_image_findings_are_right(built):
     assert not never & {"onnxruntime", "numpy", "tokenizers", "flask", "gunicorn", "werkzeug"}, never
     assert [f["rule"] for f in advice["findings"] if f["confidence"] == "certain" and f["bytes"]] == []
     assert "torch-for-onnx" not in {f["rule"] for f in advice["findings"]}
-    # its Dockerfile writes bytecode only for the stdlib modules it imports: every one the trace saw has it
+    # its stdlib is bytecode only, cut to stdlib-modules.txt: every module the trace imported is there as bytecode
     assert "stdlib-without-bytecode" not in {f["rule"] for f in advice["findings"]}, bytecode
