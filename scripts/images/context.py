@@ -11,14 +11,18 @@ from pathlib import Path
 
 from scripts.variants import ROOT, Variant
 
-# Every path a .dockerignore (the root's, or a variant's Dockerfile.dockerignore) lets in.
-CONTEXT_PATHS = ("app", "model", "model-onnx-int8", "sample_data", "scripts/images/trim_venv.py",
-                 "scripts/images/copy_python.py", ".dockerignore")
+
+def context_paths() -> tuple[str, ...]:
+    """Every path an ignore file (the root's .dockerignore, a variant's Dockerfile.dockerignore) lets in."""
+    ignores = [ROOT / ".dockerignore", *sorted(ROOT.glob("*/Dockerfile.dockerignore"))]
+    allowed = {line[1:].strip().rstrip("/") for ignore in ignores for line in ignore.read_text().splitlines()
+               if line.startswith("!")}
+    return (".dockerignore", *sorted(allowed))
 
 
 def scratch_context(dest: Path, variants: list[Variant]) -> Path:
     """Copy the build context and the variants' Dockerfiles into dest."""
-    for rel in CONTEXT_PATHS:
+    for rel in context_paths():
         src = ROOT / rel
         target = dest / rel
         target.parent.mkdir(parents=True, exist_ok=True)
