@@ -98,7 +98,7 @@ onnx-cuts: $(MODEL_STAMP)  ## onnx_image built from each commit that cut it towa
 	$(PY) -m scripts.measure.onnx_cuts
 
 stdlib-modules: $(MODEL_STAMP)  ## the stdlib modules onnx_image keeps, from a trace of its service: onnx_image/stdlib-modules.txt
-	$(PY) -m scripts.images.stdlib_modules
+	$(PY) -m scripts.measure.stdlib_modules
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"

@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from scripts.images import stdlib_modules
 from scripts.images.copy_python import read_modules
+from scripts.measure import stdlib_modules
 from scripts.measure.trace import Trace
 
 

@@ -1,6 +1,6 @@
 """The standard-library modules onnx_image's programs import, found by tracing them: its build input.
 
-    python -m scripts.images.stdlib_modules          # `make stdlib-modules`: writes onnx_image/stdlib-modules.txt
+    python -m scripts.measure.stdlib_modules          # `make stdlib-modules`: writes onnx_image/stdlib-modules.txt
 
 onnx_image copies Debian's Python onto a base without one (scripts/images/copy_python.py) and keeps
 only the standard-library modules this list names. To write the list, the image is built with the
@@ -30,7 +30,7 @@ LIST = VARIANT.dockerfile.parent / "stdlib-modules.txt"
 TAG = "bert-classifier-trace:onnx_image-whole-stdlib"
 HEADER = """\
 # The standard-library modules onnx_image's service, HEALTHCHECK and one-shot CLI import, as a
-# trace of them found (make stdlib-modules; scripts/images/stdlib_modules.py). copy_python.py
+# trace of them found (make stdlib-modules; scripts/measure/stdlib_modules.py). copy_python.py
 # --modules keeps only these, the packages that hold them, and its ALWAYS_KEEP. Regenerate after
 # a dependency or the app changes what it imports; make smoke on the cut image checks the list.
 """
