@@ -29,11 +29,14 @@ def test_stdlib_bytecode_only_imports(tmp_path, monkeypatch):
     (tmp_path / "demo_std").mkdir()
     (tmp_path / "demo_std/__init__.py").write_text("VALUE = 42\n")
     (tmp_path / "demo_std/__pycache__").mkdir()
-    bytecode_only(tmp_path)
+    bytecode_only(tmp_path, Path("/usr/lib/python3.13"))
     assert not list(tmp_path.rglob("*.py")) and not list(tmp_path.rglob("__pycache__"))
     monkeypatch.syspath_prepend(str(tmp_path))
     sys.modules.pop("demo_std", None)
-    assert importlib.import_module("demo_std").VALUE == 42
+    module = importlib.import_module("demo_std")
+    assert module.VALUE == 42
+    # a traceback names the module where it runs, not the build stage's folder
+    assert module.__spec__.loader.get_code("demo_std").co_filename == "/usr/lib/python3.13/demo_std/__init__.py"
 
 
 def test_cc_stand_in_keeps_no_program():
@@ -50,18 +53,20 @@ def test_module_name(rel, name):
     assert module_name(Path(rel)) == name
 
 
-def test_keep_only_the_listed_modules_their_packages_and_always_keep(tmp_path):
-    files = ["json/__init__.pyc", "json/decoder.pyc", "json/tool.pyc", "email/__init__.pyc", "email/mime/text.pyc",
-             "email/utils.pyc", "turtle.pyc", "encodings/__init__.pyc", "encodings/cp1252.pyc", "traceback.pyc",
-             "lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", "lib-dynload/_lzma.cpython-313-x86_64-linux-gnu.so",
-             "lib-dynload/_codecs_jp.cpython-313-x86_64-linux-gnu.so"]
+@pytest.mark.parametrize("suffix", [".pyc", ".py"])  # copy_python cuts the sources, before compiling them
+def test_keep_only_the_listed_modules_their_packages_and_always_keep(tmp_path, suffix):
+    modules = ["json/__init__", "json/decoder", "json/tool", "email/__init__", "email/mime/text", "email/utils",
+               "turtle", "encodings/__init__", "encodings/cp1252", "traceback"]
+    files = [m + suffix for m in modules] + [
+        "lib-dynload/_ssl.cpython-313-x86_64-linux-gnu.so", "lib-dynload/_lzma.cpython-313-x86_64-linux-gnu.so",
+        "lib-dynload/_codecs_jp.cpython-313-x86_64-linux-gnu.so"]
     for rel in files:
         (tmp_path / rel).parent.mkdir(parents=True, exist_ok=True)
         (tmp_path / rel).write_bytes(b"")
     dropped = keep_only(tmp_path, {"json.decoder", "email.mime.text", "_ssl"})
     assert sorted(dropped) == ["_lzma", "email.utils", "json.tool", "turtle"]
     kept = sorted(str(p.relative_to(tmp_path)) for p in tmp_path.rglob("*") if p.is_file())
-    assert kept == sorted(set(files) - {"json/tool.pyc", "email/utils.pyc", "turtle.pyc",
+    assert kept == sorted(set(files) - {"json/tool" + suffix, "email/utils" + suffix, "turtle" + suffix,
                                         "lib-dynload/_lzma.cpython-313-x86_64-linux-gnu.so"})
 
 

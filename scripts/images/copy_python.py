@@ -70,15 +70,16 @@ def wanted(name: str, keep: set[str]) -> bool:
 
 
 def keep_only(stdlib: Path, keep: set[str]) -> list[str]:
-    """Delete the compiled modules and extension modules of stdlib not wanted; returns their names."""
+    """Delete the modules (sources or bytecode) and extension modules of stdlib not wanted; returns their names."""
     dropped = []
-    for path in sorted([*stdlib.rglob("*.pyc"), *(stdlib / "lib-dynload").glob("*.so")]):
+    modules = [*stdlib.rglob("*.py"), *stdlib.rglob("*.pyc"), *(stdlib / "lib-dynload").glob("*.so")]
+    for path in sorted(modules):
         name = module_name(path.relative_to(stdlib))
         if not wanted(name, keep):
             path.unlink()
             dropped.append(name)
     for folder in sorted((p for p in stdlib.rglob("*") if p.is_dir()), key=lambda p: -len(p.parts)):
-        if folder.exists() and not any(f.suffix in (".pyc", ".so") for f in folder.rglob("*")):
+        if folder.exists() and not any(f.suffix in (".py", ".pyc", ".so") for f in folder.rglob("*")):
             shutil.rmtree(folder)  # no module left: its data files (tomllib/mypy.ini, ...) go with it
     return dropped
 
@@ -135,9 +136,10 @@ def copy(src: Path, dest_root: Path) -> None:
             link.symlink_to(target.name)
 
 
-def bytecode_only(stdlib: Path) -> None:
-    """Compile every module to a legacy .pyc beside it, then drop the sources and __pycache__ folders."""
-    compileall.compile_dir(stdlib, legacy=True, quiet=2, workers=0)
+def bytecode_only(stdlib: Path, runtime_path: Path) -> None:
+    """Compile every module to a legacy .pyc beside it, then drop the sources and __pycache__ folders.
+    Tracebacks name runtime_path, where the modules run, not the folder they were gathered in."""
+    compileall.compile_dir(stdlib, legacy=True, quiet=2, workers=0, ddir=str(runtime_path))
     for source in stdlib.rglob("*.py"):
         if source.with_suffix(".pyc").exists():
             source.unlink()
@@ -153,10 +155,10 @@ def gather(dest: Path, modules: set[str] | None = None) -> None:
     shutil.copytree(stdlib, target, ignore=lambda d, names: [
         n for n in names if (Path(d) == stdlib and n in LEAVE_OUT) or n == "__pycache__"
         or (Path(d) == dynload and DYNLOAD_LEAVE_OUT.search(n))])
-    bytecode_only(target)
-    if modules is not None:
+    if modules is not None:  # before compiling: the modules left out are never compiled
         dropped = keep_only(target, modules)
         print(f"copy_python: {len(dropped)} standard-library modules the list does not name left out")
+    bytecode_only(target, stdlib)
     copy(executable, dest)
     (dest / "usr/bin/python3").symlink_to(executable.name)
 
