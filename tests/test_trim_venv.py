@@ -146,6 +146,8 @@ def test_arrays_only_numpy_still_does_what_the_onnx_backend_asks_of_it(tmp_path)
             shutil.copytree(folder, site / folder.name)
     assert trim(tmp_path, NUMPY_ARRAYS_ONLY) > 1_000_000
     assert not (site / "numpy/random").exists() and not list(site.glob("numpy/**/*.pyi"))
+    assert not list(site.glob("numpy/_core/_multiarray_tests.*")) and not list(site.glob("numpy/**/*.pxd"))
+    assert list(site.glob("numpy/_core/_multiarray_umath.*"))  # the module every array needs stays
     code = ("import numpy as np; a = np.asarray([[1, 2], [3, 4]], dtype=np.int64); x = np.exp(a - a.max(axis=-1, "
             "keepdims=True)); p = x / x.sum(axis=-1, keepdims=True); print(p.argmax(axis=-1).tolist())")
     out = subprocess.run([sys.executable, "-I", "-c", f"import sys; sys.path.insert(0, {str(site)!r}); {code}"],

@@ -51,11 +51,14 @@ CUDA_INFERENCE_ONLY = (
 
 # Opt-in for a service that only hands arrays to a runtime (--arrays-only-numpy; onnx_image): numpy's
 # subpackages it never imports (lazy in numpy 2, so `import numpy` does not need them; the running
-# service's sys.modules has none of them), its SIMD self-test module, and its type stubs.
+# service's sys.modules has none of them), its SIMD self-test and C test modules, its type stubs and
+# Cython declarations.
 NUMPY_ARRAYS_ONLY = (
     "numpy/random", "numpy/fft", "numpy/polynomial", "numpy/ma", "numpy/testing",
     "numpy/_core/_simd.*",
+    "numpy/_core/_*_tests.*",  # C helpers only numpy's own test suite imports
     "numpy/**/*.pyi",
+    "numpy/**/*.pxd",  # Cython declarations, for compiling against numpy
 )
 
 
