@@ -45,6 +45,10 @@ CUTS: tuple[tuple[str, str, str], ...] = (
     ("7aff6b6", "only the stdlib modules a trace of the service, HEALTHCHECK and CLI imports (make stdlib-modules)",
      "make smoke (every request kind, the hostile set, HEALTHCHECK, CLI, SIGTERM, worker restart); a missing "
      "module fails its import at once"),
+    ("c88dc46", "numpy's C test modules and Cython declarations (.pxd) out of the venv",
+     "make smoke; a test runs the trimmed numpy through the backend's array calls"),
+    ("ac19728", "distroless/cc's files copied onto scratch without glibc's gconv charset converters",
+     "make smoke (Python's codecs are its own; iconv(3) is never called); the integration tests"),
 )
 VARIANT = BY_NAME["onnx_image"]
 TAG = "bert-classifier-cuts:onnx_image"
