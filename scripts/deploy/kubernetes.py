@@ -121,6 +121,17 @@ def problems(docs: list[dict], openapi: dict) -> list[str]:
     return out
 
 
+def write(files: dict[Path, str] | None = None) -> list[Path]:
+    """Write every overlay from the measured figures; the files whose text changed."""
+    changed = []
+    for path, text in (expected() if files is None else files).items():
+        if not path.is_file() or path.read_text() != text:
+            path.parent.mkdir(parents=True, exist_ok=True)
+            path.write_text(text)
+            changed.append(path)
+    return changed
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     ap.add_argument("--check", action="store_true", help="report stale overlays instead of rewriting them")
@@ -133,9 +144,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"stale: {p.relative_to(ROOT)} (python -m scripts.deploy.kubernetes rewrites it)")
         return 1 if stale else 0
     if not args.validate:
-        for path, text in files.items():
-            path.parent.mkdir(parents=True, exist_ok=True)
-            path.write_text(text)
+        write(files)
         return 0
     openapi = json.loads((ROOT / "app" / "openapi.json").read_text())
     failed = 0

@@ -17,11 +17,14 @@ the service loads against those the image ships (scripts/measure/cuda_libs.py), 
 image and its build cache once measured (KEEP_IMAGES=1 keeps them): five CUDA images and
 their rebuilds do not fit a small disk at once.
 
-Writes results/compare.json (every raw figure + the machine; rewritten after each variant,
-so an interrupted run keeps what it measured), results/compare.md (table with ratios to
-naive), results/compare.png and results/composition.png (where each image's bytes are, in
-the same categories), and prints the table. FLAVOR=cuda writes the same files with -cuda
-in their names.
+Writes results/compare.json (every raw figure + the machine) and results/startup.json once
+every variant is measured: until then each measured row goes to results/compare.partial.json,
+so an interrupted run keeps what it measured and leaves the previous results whole. Then
+results/compare.md (table with ratios to naive), results/compare.png and
+results/composition.png (where each image's bytes are, in the same categories), prints the
+table, and rewrites every generated block of the docs and the Kubernetes overlays from the new
+figures, naming the files it changed (scripts/measure/docs.py, scripts/deploy/kubernetes.py).
+FLAVOR=cuda writes the same files with -cuda in their names.
 """
 
 from __future__ import annotations
@@ -37,6 +40,7 @@ import time
 import urllib.error
 from pathlib import Path
 
+from scripts.deploy import kubernetes
 from scripts.images.build import (
     BUILD_JSON,
     BuildError,
@@ -54,7 +58,7 @@ from scripts.images.context import scratch_context
 from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.measure import cuda_libs, installers, memory_peak, startup
+from scripts.measure import cuda_libs, docs, installers, memory_peak, startup
 from scripts.measure.composition import stacked_chart
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
@@ -91,10 +95,10 @@ def start_runs() -> int:
     return int(raw)
 
 
-def runtime_figures(variant: Variant, runs: int = 5) -> dict:
+def runtime_figures(variant: Variant, runs: int = 5) -> tuple[dict, dict]:
+    """(figures, the start-up phases' medians for results/startup.json)."""
     # each cold start split into its phases (docker run to the first 200); their sum is the start
     phased = [startup.one_start(variant.image) for _ in range(runs)]
-    startup.record({variant.name: startup.medians(phased)}, flavored(RESULTS / "startup.json", variant.flavor))
     starts = [sum(p.values()) for p in phased]
     container = Container(variant.image).start()
     try:
@@ -114,7 +118,7 @@ def runtime_figures(variant: Variant, runs: int = 5) -> dict:
             "idle_memory_bytes": memory, "runs_as_root": 0 in uids, "shell": has_shell(variant.image),
             **peaks, "p99_c8_ms": loaded["p99_ms"], "load_c8": loaded,
             "hostile_passed": f"{sum(o.passed for o in outcomes)}/{len(outcomes)}",
-            "hostile": hostile.as_dicts(outcomes), **figures}
+            "hostile": hostile.as_dicts(outcomes), **figures}, startup.medians(phased)
 
 
 def push_and_pull(v: Variant, infra: registry.Infra) -> dict:
@@ -218,6 +222,7 @@ def main(argv: list[str] | None = None) -> int:
             print(f"error: no measurements in {out_json} to redraw", file=sys.stderr)
             return 2
         write_reports(args.out, saved["machine"], saved["variants"], args.flavor)
+        regenerate(args.out)
         return 0
     if os.environ.get("PLATFORM"):
         print("error: make compare measures images on the engine's own platform; for another one, "
@@ -240,7 +245,9 @@ def main(argv: list[str] | None = None) -> int:
     keep = keep_images(args.flavor)
     # Measuring some variants (VARIANTS=...) updates their rows and keeps the others' (each row has its time).
     previous = load_json(out_json).get("variants", {}) if args.variants.strip() else {}
+    partial = out_json.with_suffix(".partial.json")
     data: dict[str, dict] = {}
+    phases: dict[str, dict] = {}
     where = machine()
     try:
         setup = prepare(args.flavor, variants=variants)
@@ -250,8 +257,10 @@ def main(argv: list[str] | None = None) -> int:
             if infra:
                 log(f"registry on {infra.registry}; empty engine for cold pulls on {infra.scratch}")
             for n, v in enumerate(variants, 1):
-                data[v.name] = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})", infra)
-                save_json(out_json, {"machine": where, "variants": merged(previous, data)})
+                data[v.name], phased = measure_variant(v, setup, builds, skip, runs, f"({n}/{len(variants)})", infra)
+                if phased:
+                    phases[v.name] = phased
+                save_json(partial, {"machine": where, "variants": data, "startup": phases})
                 if not keep:
                     log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
                     remove_image(v.image)
@@ -259,10 +268,26 @@ def main(argv: list[str] | None = None) -> int:
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if data:
-            print(f"what was measured before that is in {out_json}", file=sys.stderr)
+            print(f"what was measured before that is in {partial}; {out_json.name} is as it was", file=sys.stderr)
         return 1
+    save_json(out_json, {"machine": where, "variants": merged(previous, data)})
+    if phases:
+        startup.record(phases, flavored(RESULTS / "startup.json", args.flavor))
+    partial.unlink(missing_ok=True)
     write_reports(args.out, where, merged(previous, data), args.flavor)
+    regenerate(args.out)
     return 0
+
+
+def regenerate(out: Path) -> list[Path]:
+    """Every generated block of the docs and every Kubernetes overlay, from the results just written."""
+    if os.environ.get("ENGINE", "").strip() or out.resolve() != (docs.ROOT / "results").resolve():
+        log(f"docs and overlays left as they are: they show results/, not {out}")
+        return []
+    changed = docs.rewrite() + kubernetes.write()
+    names = ", ".join(str(p.relative_to(docs.ROOT)) for p in changed) or "none (the figures they show are unchanged)"
+    print(f"rewritten from the new results: {names}")
+    return changed
 
 
 def merged(previous: dict, data: dict) -> dict:
@@ -272,8 +297,8 @@ def merged(previous: dict, data: dict) -> dict:
 
 
 def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, step: str,
-                    infra: registry.Infra | None) -> dict:
-    """Every figure for one variant, building it first when it is not there."""
+                    infra: registry.Infra | None) -> tuple[dict, dict]:
+    """(every figure for one variant, its start-up phases), building it first when it is not there."""
     if v.name not in builds or docker("image", "inspect", v.image, check=False).returncode != 0:
         log(f"{step} {v.name}: not built yet, building {v.image} ...")
         builds.update(build_all([v], setup))
@@ -285,16 +310,18 @@ def measure_variant(v: Variant, setup, builds: dict, skip: set[str], runs: int, 
         figures.update(push_and_pull(v, infra))
     if "rebuild" not in skip:
         figures.update(rebuild_times([v], setup, cache_keep=None if keep_images(v.flavor) else "0")[v.name])
+    phased: dict = {}
     if "start" not in skip:
         log(f"{step} {v.name}: cold start x{runs}, memory, latency ...")
-        figures.update(runtime_figures(v, runs))
+        runtime, phased = runtime_figures(v, runs)
+        figures.update(runtime)
     if "diagnose" not in skip:
         log(f"{step} {v.name}: docker save + layer analysis + dive ...")
         figures.update(hygiene(v))
     if v.flavor == "cuda":
         log(f"{step} {v.name}: which CUDA libraries the service loads, of those shipped ...")
         figures["cuda_libs"] = cuda_libs.measure(v)
-    return figures
+    return figures, phased
 
 
 def installers_section() -> str:

@@ -478,10 +478,10 @@ def rendered(text: str) -> str:
     return INLINE.sub(fill_inline, BLOCK.sub(fill, text))
 
 
-def stale(paths: tuple[Path, ...] = DOCS) -> list[str]:
-    """Blocks whose text differs from what the results files give now."""
+def stale(paths: tuple[Path, ...] | None = None) -> list[str]:
+    """Blocks whose text differs from what the results files give now (in every page of DOCS by default)."""
     out = []
-    for path in paths:
+    for path in DOCS if paths is None else paths:
         if not path.is_file():
             out.append(f"{path.relative_to(ROOT)}: missing")
             continue
@@ -506,9 +506,19 @@ def main(argv: list[str] | None = None) -> int:
         for p in problems:
             print(f"stale: {p} (python -m scripts.measure.docs rewrites it)")
         return 1 if problems else 0
-    for path in DOCS:
-        path.write_text(rendered(path.read_text()))
+    rewrite()
     return 0
+
+
+def rewrite(paths: tuple[Path, ...] | None = None) -> list[Path]:
+    """Render every block and inline figure of paths (DOCS) from results/; the pages whose text changed."""
+    changed = []
+    for path in DOCS if paths is None else paths:
+        text = path.read_text()
+        if (new := rendered(text)) != text:
+            path.write_text(new)
+            changed.append(path)
+    return changed
 
 
 if __name__ == "__main__":
