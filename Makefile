@@ -1,6 +1,6 @@
 # Entry points for the whole project. Every target installs what it needs itself.
 # Variables: VARIANTS="naive_image slim_image" (default: all six), FLAVOR=cpu|cuda, PLATFORM=linux/arm64,
-# BASES=auto|official|local, WHEELHOUSE=auto|on|off, GPU=1 for smoke; for diagnose VARIANT=<name> or IMAGE=<ref>,
+# BASES=auto|official|local, WHEELHOUSE=auto|on|off, GPU=1 for smoke; for diagnose VARIANT=<name> or IMAGE=<ref or file>,
 # BASELINE=<image or .json>, PROBE='POST /classify {"text": "hi"} | GET /healthz', FAIL_ABOVE=500MB, MAX_GROWTH=5.
 
 SHELL := /bin/bash
@@ -115,11 +115,11 @@ engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and o
 installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
 	$(PY) -m scripts.measure.installers
 
-diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH=]
+diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref or archive> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH= OUT=]
 	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \
 	    $(if $(BASELINE),--baseline '$(BASELINE)') $(if $(PROBE),--probe '$(PROBE)') \
 	    $(if $(FAIL_ABOVE),--fail-above '$(FAIL_ABOVE)') $(if $(MAX_GROWTH),--max-growth '$(MAX_GROWTH)') \
-	    $(if $(NO_TRACE),--no-trace)
+	    $(if $(NO_TRACE),--no-trace) $(if $(PLATFORM),--platform '$(PLATFORM)') $(if $(OUT),--out '$(OUT)')
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 	.venv/bin/ruff check app scripts tests

@@ -175,7 +175,8 @@ def test_an_archive_that_is_not_docker_save_is_a_clear_error(tmp_path):
 
     import pytest
 
-    from scripts.measure.image_layers import ArchiveError, read_saved
+    from scripts.measure.image_archive import ArchiveError
+    from scripts.measure.image_layers import read_saved
 
     with tarfile.open(tmp_path / "x.tar", "w"):
         pass

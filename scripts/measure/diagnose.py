@@ -1,6 +1,7 @@
 """Where are the bytes, and what to change? (`make diagnose VARIANT=<name>` or `IMAGE=<ref>`)
 
-Reads the image itself (`docker save`) and prints a `docker history`-style table, the largest
+Reads the image itself (`docker save`, or the archive or OCI layout given as --image PATH,
+with no engine needed) and prints a `docker history`-style table, the largest
 directories, bytes per Python distribution and per OS package, and wasted space (our figure
 beside dive's, see scripts/measure/image_layers.py); runs dive in CI mode with the variant's
 rules (<variant>/.dive-ci); traces the service in a throw-away container
@@ -33,10 +34,11 @@ from pathlib import Path
 from docker.errors import ImageNotFound
 
 from scripts.infra import bases
-from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
+from scripts.infra.engine import EngineError, engine_answers, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.measure.advice_report import compare_reports, gate, markdown, print_comparison, print_findings
 from scripts.measure.advisor import Evidence, Reference, advise
 from scripts.measure.composition import composition, file_categories, stacked_chart, treemap
+from scripts.measure.image_archive import ArchiveError, is_docker_archive, is_file_reference
 from scripts.measure.image_layers import (
     Analysis,
     SavedImage,
@@ -123,12 +125,27 @@ class Examined:
     dist_of: dict[str, str]
 
 
+@contextlib.contextmanager
+def image_file(image: str) -> Iterator[Path]:
+    """The image as a file: the path itself where image names one, else a `docker save` of it."""
+    if is_file_reference(image):
+        yield Path(image).expanduser()
+    else:
+        with saved_image(image) as archive:
+            yield archive
+
+
 def examine(image: str, variant: Variant | None = None, with_dive: bool = True,
-            treemap_path: Path | None = None) -> Examined:
+            treemap_path: Path | None = None, platform: str = "") -> Examined:
     """Everything make diagnose reports about the bytes; also draws the treemap when treemap_path is given."""
-    with saved_image(image) as archive:
-        saved = read_saved(archive)
-        dive = dive_report(archive, variant.dockerfile.parent / ".dive-ci" if variant else None) if with_dive else {}
+    with image_file(image) as archive:
+        saved = read_saved(archive, platform)
+        rules = variant.dockerfile.parent / ".dive-ci" if variant else None
+        dive = {}
+        if with_dive and (not is_file_reference(image) or is_docker_archive(archive)):
+            dive = dive_report(archive, rules)
+        elif with_dive:
+            dive = {"skipped": "dive reads `docker save` archives and engine images, not OCI layouts"}
     analysis = analyze(saved.layers)
     final = analysis.final
     pkgs = os_packages(saved, final)
@@ -184,8 +201,9 @@ def reference(ref: str) -> tuple[str, set[str]] | None:
 
 
 def references(release: str) -> list[Reference]:
-    """The slim and distroless bases of the image's own Debian release that this engine holds."""
-    if not release:
+    """The slim and distroless bases of the image's own Debian release that this engine holds (none
+    where no engine answers: an image given as a file is diagnosed without one)."""
+    if not release or not engine_answers():
         return []
     out = []
     for name, args in REFERENCE_BASES.items():
@@ -211,6 +229,10 @@ def onnx_reference() -> dict | None:
 
 def run_trace(image: str, requests: list[ProbeRequest], examined: Examined) -> tuple[Trace, dict | None]:
     """The run-time trace, and the stdlib bytecode measurement when the trace found bytecode missing."""
+    if is_file_reference(image):
+        print(f"[diagnose] {image} is a file: no container to trace, so the findings that need a trace are left "
+              "out (load it into an engine and name its tag to have them)", file=sys.stderr, flush=True)
+        return Trace(ok=False, reason="the image was given as a file"), None
     print(f"[diagnose] tracing {image}: its own entrypoint in a throw-away container, "
           f"{len(requests)} request(s) ...", file=sys.stderr, flush=True)
     trace = trace_image(image, requests, log=lambda m: print(m, file=sys.stderr, flush=True))
@@ -269,7 +291,10 @@ def print_report(r: dict) -> None:
         print_table(["path", "size", "from layer", "how"],
                     [[f"/{p}"[:70], human_bytes(s), str(i), how] for p, s, i, how in r["wasted_files"][:10]])
     dive = r.get("dive") or {}
-    if dive:
+    if dive.get("skipped"):
+        section("dive 0.13")
+        print(f"not run: {dive['skipped']}")
+    elif dive:
         section("dive 0.13")
         print(f"efficiency {dive['efficiency']:.4f}, wasted {human_bytes(dive['wasted_bytes'])}")
         if "ci_passed" in dive:
@@ -298,7 +323,10 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = ap.add_mutually_exclusive_group()
     group.add_argument("--variant", choices=sorted(BY_NAME))
-    group.add_argument("--image")
+    group.add_argument("--image", help="an image in the engine, or a file: a `docker save` archive or an OCI "
+                       "image layout (a tar or a directory), read without an engine")
+    ap.add_argument("--out", type=Path, default=RESULTS / "diagnose", help="where the reports and pictures go")
+    ap.add_argument("--platform", default="", help="of an archive that holds several (default: this machine's)")
     ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--no-dive", action="store_true")
     ap.add_argument("--no-trace", action="store_true", help="leave out the run-time trace (and the rules that need it)")
@@ -327,16 +355,21 @@ def main(argv: list[str] | None = None) -> int:
     except ValueError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
-    name = variant.image.split(":", 1)[1] if variant else image.replace("/", "_").replace(":", "_")
-    picture = RESULTS / "diagnose" / f"{name}-treemap.png"
+    name = variant.image.split(":", 1)[1] if variant else report_name(image)
+    out = args.out
+    picture = out / f"{name}-treemap.png"
     try:
-        ensure_engine()
-        examined = examine(image, variant, with_dive=not args.no_dive, treemap_path=picture)
+        if not is_file_reference(image):
+            ensure_engine()
+        examined = examine(image, variant, with_dive=not args.no_dive, treemap_path=picture, platform=args.platform)
         trace, bytecode = run_trace(image, requests, examined) if requests is not None else (None, None)
         report = examined.report
         report["trace"] = trace.to_json() if trace is not None else {"ok": False, "reason": "--no-trace"}
         report["advice"] = advise_image(examined, trace, bytecode)
         baseline = load_baseline(args.baseline, requests, not args.no_dive) if args.baseline else None
+    except ArchiveError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
     except EngineError as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
@@ -347,14 +380,12 @@ def main(argv: list[str] | None = None) -> int:
     print_findings(report)
     if diff:
         print_comparison(diff, image)
-    save_json(RESULTS / "diagnose" / f"{name}.json", report)
-    (RESULTS / "diagnose" / f"{name}.md").write_text(markdown(report, diff))
-    bar = stacked_chart({name: report["composition"]}, RESULTS / "diagnose" / f"{name}-composition.png",
-                        f"{image}: where the bytes are")
-    where = (RESULTS / "diagnose").relative_to(ROOT)
+    save_json(out / f"{name}.json", report)
+    (out / f"{name}.md").write_text(markdown(report, diff))
+    bar = stacked_chart({name: report["composition"]}, out / f"{name}-composition.png", f"{image}: where the bytes are")
+    where = shown(out)
     print(f"\nreports: {where}/{name}.json, {where}/{name}.md (Markdown, for a pull request)")
-    print(f"pictures: {picture.relative_to(ROOT)} (treemap of the final filesystem), "
-          f"{bar.relative_to(ROOT)} (composition)")
+    print(f"pictures: {where}/{picture.name} (treemap of the final filesystem), {where}/{bar.name} (composition)")
     failed = gate(report, args.fail_above, diff, args.max_growth)
     for reason in failed:
         print(f"\nGATE FAILED: {reason}", file=sys.stderr)
@@ -365,6 +396,19 @@ def main(argv: list[str] | None = None) -> int:
         print(f"\nunexpected dive CI verdict for {variant.name}", file=sys.stderr)
         return 1
     return 0
+
+
+def shown(path: Path) -> Path:
+    """path relative to the repository where it is inside it, as given elsewhere."""
+    resolved = path.resolve()
+    return resolved.relative_to(ROOT) if resolved.is_relative_to(ROOT) else path
+
+
+def report_name(image: str) -> str:
+    """The reports' file name: the archive's name without its suffixes, or the reference made a file name."""
+    if is_file_reference(image):
+        return Path(image.rstrip("/")).name.split(".")[0] or "image"
+    return image.replace("/", "_").replace(":", "_")
 
 
 def _byte_count(text: str) -> int:

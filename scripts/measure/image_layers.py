@@ -1,4 +1,4 @@
-"""Read an image's layers from `docker save` and work out where its bytes are.
+"""Read an image's layers (`docker save`, an OCI layout) and work out where its bytes are.
 
 Wasted bytes, as computed here: bytes of every file copy that a later layer
 overwrites (including a chmod/chown, which copies the whole file up), deletes
@@ -14,7 +14,6 @@ parent directory are not counted at all (dive issue #684).
 
 from __future__ import annotations
 
-import json
 import posixpath
 import re
 import tarfile
@@ -23,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.infra.engine import EngineError
+from scripts.measure.image_archive import image_manifest, layer_tar, open_source
 
 WHITEOUT = ".wh."
 SITE_PACKAGES = re.compile(r"(^|/)(site|dist)-packages$")  # where installed distributions live
@@ -165,59 +164,18 @@ def _wants(path: str) -> bool:
             or (path.startswith("usr/share/doc/") and path.endswith("/copyright") and path.count("/") == 4))
 
 
-class ArchiveError(EngineError):
-    """The archive is not a `docker save` output this module can read."""
-
-
-def _member(outer: tarfile.TarFile, name: str):
-    try:
-        found = outer.extractfile(name)
-    except KeyError:
-        found = None
-    if found is None:
-        raise ArchiveError(f"the archive has no {name}")
-    return found
-
-
-def _blob(digest: str) -> str:
-    algorithm, _, hexdigest = digest.partition(":")
-    return f"blobs/{algorithm}/{hexdigest}"
-
-
-def _oci_manifest(outer: tarfile.TarFile) -> dict:
-    """{"Config": path, "Layers": [paths]} from an OCI layout's index.json (the containerd image
-    store's `docker save` writes one, with or without a Docker manifest.json beside it)."""
-    index = json.load(_member(outer, "index.json"))
-    while True:  # an index may point at another index (a multi-platform image): take the first manifest
-        descriptor = index["manifests"][0]
-        document = json.load(_member(outer, _blob(descriptor["digest"])))
-        if "layers" in document:
-            break
-        index = document
-    for layer in document["layers"]:
-        if "zstd" in layer.get("mediaType", ""):
-            raise ArchiveError("zstd-compressed layers cannot be read here (Python's tarfile has no zstd)")
-    return {"Config": _blob(document["config"]["digest"]), "Layers": [_blob(x["digest"]) for x in document["layers"]]}
-
-
-def read_saved(tar_path: Path) -> SavedImage:
-    """Parse a `docker save` archive into layers with history: Docker's layout (manifest.json), or an
-    OCI layout (index.json, blobs/), as the containerd image store writes it; layers plain or gzipped."""
-    with tarfile.open(tar_path) as outer:
-        names = set(outer.getnames())
-        if "manifest.json" in names:
-            manifest = json.load(_member(outer, "manifest.json"))[0]
-        elif "index.json" in names:
-            manifest = _oci_manifest(outer)
-        else:
-            raise ArchiveError(f"{tar_path} has neither manifest.json nor index.json: not a `docker save` archive")
-        config = json.load(_member(outer, manifest["Config"]))
+def read_saved(path: Path, platform: str = "") -> SavedImage:
+    """Parse an image given as a file into layers with history: a `docker save` archive (Docker's
+    manifest.json, or the OCI layout the containerd image store writes) or an OCI image layout, as a
+    tar or a directory; layers plain, gzip or zstd (scripts/measure/image_archive.py)."""
+    with open_source(path) as source:
+        config, refs = image_manifest(source, platform)
         history = [h for h in config.get("history", []) if not h.get("empty_layer")]
         layers: list[Layer] = []
         captured: dict[str, str] = {}
-        for n, name in enumerate(manifest["Layers"]):
+        for n, ref in enumerate(refs):
             entries: list[Entry] = []
-            with tarfile.open(fileobj=_member(outer, name), mode="r|*") as inner:
+            with layer_tar(source, ref) as inner:
                 for member in inner:
                     path = normalize(member.name)
                     if not path:

@@ -1,0 +1,242 @@
+"""An image given as a file: docker save archives and OCI layouts, as tars or directories, any layer compression."""
+
+from __future__ import annotations
+
+import gzip
+import hashlib
+import io
+import json
+import tarfile
+from pathlib import Path
+
+import pytest
+from backports import zstd
+
+from scripts.measure.image_archive import ArchiveError, default_platform
+from scripts.measure.image_layers import analyze, read_saved
+
+OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
+OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
+OCI_TAR = "application/vnd.oci.image.layer.v1.tar"
+MANIFEST = "application/vnd.oci.image.manifest.v1+json"
+INDEX = "application/vnd.oci.image.index.v1+json"
+
+
+def layer_tar(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        for name in whiteouts:
+            tar.addfile(tarfile.TarInfo(name))
+    return buf.getvalue()
+
+
+LAYERS = [layer_tar({"app/a.bin": b"a" * 5000, "etc/os-release": b'ID=debian\nVERSION_ID="12"\n',
+                     "usr/lib/python3.11/site-packages/x-1.0.dist-info/RECORD": b"x/__init__.py,,3\n",
+                     "usr/lib/python3.11/site-packages/x/__init__.py": b"x=1"}),
+          layer_tar({"app/b.bin": b"b" * 700}, whiteouts=("app/.wh.a.bin",))]
+CONFIG = {"architecture": "amd64", "os": "linux", "config": {"User": "1000"},
+          "history": [{"created_by": "COPY . /"}, {"created_by": "RUN rm /app/a.bin"}], "rootfs": {"type": "layers"}}
+
+
+def estargz_like(data: bytes) -> bytes:
+    """Several gzip members back to back, as eStargz writes a layer (one member per chunk)."""
+    return b"".join(gzip.compress(data[i:i + 1024]) for i in range(0, len(data), 1024))
+
+
+COMPRESS = {OCI_TAR: lambda b: b, OCI_GZIP: gzip.compress, OCI_ZSTD: zstd.compress, "estargz": estargz_like}
+
+
+class Layout:
+    """An OCI image layout being written: blobs by digest, then index.json."""
+
+    def __init__(self) -> None:
+        self.files: dict[str, bytes] = {"oci-layout": b'{"imageLayoutVersion": "1.0.0"}'}
+
+    def put(self, data: bytes | dict, media_type: str = "") -> dict:
+        raw = json.dumps(data).encode() if isinstance(data, dict) else data
+        digest = hashlib.sha256(raw).hexdigest()
+        self.files[f"blobs/sha256/{digest}"] = raw
+        return {"mediaType": media_type, "digest": f"sha256:{digest}", "size": len(raw)}
+
+    def image(self, compression: str = OCI_GZIP, config: dict = CONFIG, layers: list[bytes] = LAYERS) -> dict:
+        media = OCI_GZIP if compression == "estargz" else compression
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                    "config": self.put(config, "application/vnd.oci.image.config.v1+json"),
+                    "layers": [self.put(COMPRESS[compression](x), media) for x in layers]}
+        return self.put(manifest, MANIFEST)
+
+    def index(self, manifests: list[dict]) -> dict:
+        return {"schemaVersion": 2, "mediaType": INDEX, "manifests": manifests}
+
+    def write(self, path: Path, index: dict, as_dir: bool = False) -> Path:
+        files = {**self.files, "index.json": json.dumps(index).encode()}
+        if as_dir:
+            for name, data in files.items():
+                (path / name).parent.mkdir(parents=True, exist_ok=True)
+                (path / name).write_bytes(data)
+            return path
+        write_tar(path, files)
+        return path
+
+
+def write_tar(path: Path, files: dict[str, bytes]) -> None:
+    with tarfile.open(path, "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+
+
+def docker_save(path: Path) -> Path:
+    config = json.dumps(CONFIG).encode()
+    write_tar(path, {"c.json": config, "l0/layer.tar": LAYERS[0], "l1/layer.tar": LAYERS[1],
+                     "manifest.json": json.dumps([{"Config": "c.json", "Layers": ["l0/layer.tar", "l1/layer.tar"]}])
+                     .encode()})
+    return path
+
+
+def summary(path: Path, platform: str = "") -> tuple:
+    saved = read_saved(path, platform)
+    analysis = analyze(saved.layers)
+    return ([x.created_by for x in saved.layers], [x.size for x in saved.layers], analysis.wasted_bytes,
+            {p: e.size for p, e in analysis.final.items()}, saved.captured)
+
+
+def test_every_layout_and_compression_reads_the_same_bytes(tmp_path):
+    expected = summary(docker_save(tmp_path / "saved.tar"))
+    assert expected[1] == [5000 + 26 + 17 + 3, 700] and expected[2] == 5000
+    assert "usr/lib/python3.11/site-packages/x-1.0.dist-info/RECORD" in expected[4]
+    for n, compression in enumerate(COMPRESS):
+        layout = Layout()
+        index = layout.index([layout.image(compression)])
+        assert summary(layout.write(tmp_path / f"{n}.tar", index)) == expected, compression
+        assert summary(layout.write(tmp_path / f"dir{n}", index, as_dir=True)) == expected, compression
+
+
+def test_zstd_layers_really_are_zstd(tmp_path):
+    layout = Layout()
+    manifest = layout.image(OCI_ZSTD)
+    listed = json.loads(layout.files[manifest["digest"].replace("sha256:", "blobs/sha256/")])
+    blob = layout.files[listed["layers"][0]["digest"].replace("sha256:", "blobs/sha256/")]
+    assert blob[:4] == b"\x28\xb5\x2f\xfd"
+
+
+def platform_image(layout: Layout, arch: str, marker: bytes, variant: str = "") -> dict:
+    descriptor = layout.image(OCI_GZIP, {**CONFIG, "architecture": arch}, [layer_tar({"arch": marker})])
+    platform = {"os": "linux", "architecture": arch, **({"variant": variant} if variant else {})}
+    return {**descriptor, "platform": platform}
+
+
+def test_a_multi_platform_index_gives_the_requested_platform(tmp_path):
+    layout = Layout()
+    attestation = {**layout.put(b"{}", MANIFEST), "platform": {"os": "unknown", "architecture": "unknown"},
+                   "annotations": {"vnd.docker.reference.type": "attestation-manifest"}}
+    images = [platform_image(layout, "amd64", b"x86"), platform_image(layout, "arm64", b"arm", "v8"), attestation]
+    inner = layout.put(layout.index(images), INDEX)
+    path = layout.write(tmp_path / "multi.tar", layout.index([inner]))
+    assert read_saved(path, "linux/arm64").captured == {}
+    assert summary(path, "linux/arm64")[1] == [3]
+    assert summary(path, "linux/arm64/v8")[1] == [3]
+    assert summary(path, "linux/amd64")[3] == {"arch": 3}
+    with pytest.raises(ArchiveError, match=r"has no image for linux/s390x: it holds linux/amd64, linux/arm64/v8 "
+                                           r"\(choose one with --platform\)$"):
+        read_saved(path, "linux/s390x")
+
+
+def test_an_index_with_only_some_platforms_present_takes_the_one_held(tmp_path):
+    layout = Layout()
+    arm = platform_image(layout, "arm64", b"arm")
+    amd = platform_image(layout, "amd64", b"x86")
+    del layout.files[amd["digest"].replace("sha256:", "blobs/sha256/")]  # docker save of one pulled platform
+    path = layout.write(tmp_path / "one.tar", layout.index([amd, arm]))
+    with pytest.raises(ArchiveError, match="it holds linux/arm64"):
+        read_saved(path, "linux/amd64")
+    assert summary(path, "linux/arm64")[3] == {"arch": 3}
+    assert default_platform().startswith("linux/")
+
+
+@pytest.mark.parametrize(("make", "message"), [
+    (lambda p: write_tar(p, {"hello.txt": b"hi"}), "neither manifest.json nor index.json"),
+    (lambda p: p.write_bytes(b"not a tar at all" * 100), "not a tar archive, or it is truncated"),
+    (lambda p: p.write_bytes(docker_save(p.with_suffix(".full")).read_bytes()[:3000]), "truncated"),
+    (lambda p: write_tar(p, {"manifest.json": b"{\"a\": 1}"}), "not a `docker save` manifest"),
+    (lambda p: write_tar(p, {"index.json": b"[1, 2"}), "index.json is not JSON"),
+    (lambda p: write_tar(p, {"manifest.json": json.dumps([{"Config": "c.json", "Layers": ["../../etc/passwd"]}])
+                             .encode(), "c.json": b"{}"}), "a path outside itself: refused"),
+], ids=["not-an-image", "not-a-tar", "truncated", "bad-manifest", "bad-json", "path-outside"])
+def test_what_cannot_be_read_is_one_line_naming_it(tmp_path, make, message):
+    path = tmp_path / "x.tar"
+    make(path)
+    with pytest.raises(ArchiveError, match=message) as caught:
+        read_saved(path)
+    assert "\n" not in str(caught.value)
+
+
+def test_unknown_media_types_are_named(tmp_path):
+    layout = Layout()
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                "config": layout.put({}, "application/vnd.cncf.helm.config.v1+json"),
+                "layers": [layout.put(b"chart", "application/vnd.cncf.helm.chart.content.v1.tar+gzip")]}
+    path = layout.write(tmp_path / "helm.tar", layout.index([layout.put(manifest, MANIFEST)]))
+    with pytest.raises(ArchiveError, match="not a container image \\(its config is application/vnd.cncf.helm"):
+        read_saved(path)
+    layout = Layout()
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": layout.put(CONFIG, ""),
+                "layers": [layout.put(b"wasm", "application/vnd.wasm.content.layer.v1+wasm")]}
+    path = layout.write(tmp_path / "wasm.tar", layout.index([layout.put(manifest, MANIFEST)]))
+    with pytest.raises(ArchiveError, match="unknown media type application/vnd.wasm.content.layer.v1\\+wasm"):
+        read_saved(path)
+
+
+def test_a_layout_directory_cannot_be_led_outside_itself(tmp_path):
+    outside = tmp_path / "secret"
+    outside.write_bytes(b"{}")
+    layout = Layout()
+    index = layout.index([layout.image(OCI_GZIP)])
+    root = layout.write(tmp_path / "layout", index, as_dir=True)
+    (root / "index.json").unlink()
+    (root / "index.json").symlink_to(outside)
+    with pytest.raises(ArchiveError, match="links outside the layout: refused"):
+        read_saved(root)
+
+
+def test_a_missing_path_is_named(tmp_path):
+    with pytest.raises(ArchiveError, match="no such file or directory"):
+        read_saved(tmp_path / "nothing.tar")
+
+
+def as_oci_layout(saved: Path, out: Path, compression: str) -> Path:
+    """A `docker save` archive rewritten as an OCI image layout directory, its layers compressed anew."""
+    with tarfile.open(saved) as tar:
+        [entry] = json.load(tar.extractfile("manifest.json"))
+        layout = Layout()
+        config = json.load(tar.extractfile(entry["Config"]))
+        media = OCI_GZIP if compression == "estargz" else compression
+        manifest = {"schemaVersion": 2, "mediaType": MANIFEST,
+                    "config": layout.put(config, "application/vnd.oci.image.config.v1+json"),
+                    "layers": [layout.put(COMPRESS[compression](tar.extractfile(name).read()), media)
+                               for name in entry["Layers"]]}
+        return layout.write(out, layout.index([layout.put(manifest, MANIFEST)]), as_dir=True)
+
+
+def test_a_real_image_reads_the_same_from_the_engine_and_as_zstd_and_gzip_layouts(tmp_path):
+    """The local distroless base (built or pulled by make bases): docker save, then the same layers as
+    OCI layouts with zstd and with gzip layers: the same files, sizes and captured metadata."""
+    from scripts.infra import bases
+    from scripts.infra.engine import EngineError, docker, ensure_engine
+
+    try:
+        ensure_engine()
+        base = bases.resolve(only={"DISTROLESS_IMAGE"})["DISTROLESS_IMAGE"]
+    except EngineError as exc:
+        pytest.fail(f"this test needs a Docker engine: {exc}")
+    saved = tmp_path / "saved.tar"
+    docker("save", "-o", str(saved), base, timeout=300)
+    expected = summary(saved)
+    assert expected[1] and sum(expected[1]) > 1_000_000 and expected[4]
+    for compression in (OCI_ZSTD, OCI_GZIP):
+        assert summary(as_oci_layout(saved, tmp_path / compression.rsplit("+", 1)[-1], compression)) == expected
