@@ -21,12 +21,13 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit integration test clean clean-images engine-down engines installers
+        serve benchmark gpu-pack gpu-check lint unit advisor-test integration test clean clean-images engine-down engines \
+        installers
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
-$(VENV_STAMP): requirements-dev.txt app/requirements.txt app/requirements-common.txt app/requirements-onnx.txt \
+$(VENV_STAMP): requirements-dev.txt image-advisor/pyproject.toml app/requirements.txt app/requirements-common.txt app/requirements-onnx.txt \
                app/torch-cpu.txt
 	python3 -m venv .venv
 	$(PY) -m pip install --quiet -r requirements-dev.txt
@@ -122,16 +123,23 @@ diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<na
 	    $(if $(NO_TRACE),--no-trace) $(if $(PLATFORM),--platform '$(PLATFORM)') $(if $(OUT),--out '$(OUT)')
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
-	.venv/bin/ruff check app scripts tests
+	.venv/bin/ruff check app scripts tests image-advisor
 	$(PY) -m scripts.images.lint_dockerfiles
 
 unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)
 	$(PY) -m pytest -q tests --ignore=tests/integration
 
+ADVISOR_VENV := .cache/advisor-venv
+advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv holding only it (no torch)
+	$(PY) -m scripts.infra.engine
+	rm -rf $(ADVISOR_VENV) && python3 -m venv $(ADVISOR_VENV)
+	$(ADVISOR_VENV)/bin/pip install --quiet './image-advisor[pictures,test]'
+	cd image-advisor && IMAGE_ADVISOR_NEED_ENGINE=1 ../$(ADVISOR_VENV)/bin/python -m pytest -q -p no:cacheprovider
+
 integration: $(MODEL_STAMP)  ## build all six images from scratch and smoke-test them
 	$(PY) -m pytest -q tests/integration
 
-test: lint unit integration  ## everything CI runs
+test: lint unit advisor-test integration  ## everything CI runs
 
 clean:  ## remove the assembled model and partial results (keeps venv, wheelhouse, images)
 	rm -rf model model-onnx model-onnx-int8 results/*.tmp

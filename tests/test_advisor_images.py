@@ -13,11 +13,12 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from image_advisor.diagnosis import advise_image, examine, run_trace
+from image_advisor.trace import parse_requests
 
 from scripts.infra import bases
 from scripts.infra.engine import EngineError, docker, ensure_engine
-from scripts.measure.diagnose import advise_image, examine, run_trace
-from scripts.measure.trace import parse_requests
+from scripts.measure.advisor_profile import profile
 
 TAG = "bert-classifier-test:advisor"
 DIST = "usr/lib/python3/dist-packages"
@@ -83,10 +84,11 @@ def plant(tmp: Path, name: str, lines: str, files: dict[str, bytes]) -> str:
 
 
 def diagnose(image: str) -> dict:
-    examined = examine(image, with_dive=False)
+    foreign = profile(None, ours=False)  # this repository's reference bases, nothing of its service
+    examined = examine(image, foreign, with_dive=False)
     trace, bytecode = run_trace(image, parse_requests("GET /"), examined)
     assert trace.ok, trace.reason
-    return advise_image(examined, trace, bytecode)
+    return advise_image(examined, trace, bytecode, foreign)
 
 
 def byte_findings(advice: dict) -> dict[str, int]:

@@ -66,7 +66,7 @@ def test_up_starts_a_confined_engine_and_prints_what_selects_it(fake, name):
     assert script.endswith(registry.WRITABLE_CGROUPS)
     assert variables["DOCKER_HOST"] == "tcp://127.0.0.1:41000"
     assert variables["ENGINE"] == name
-    assert variables["ENGINE_ADDRESS"] == "172.30.0.9"
+    assert variables["ENGINE_ADDRESS"] == variables["IMAGE_ADVISOR_ADDRESS"] == "172.30.0.9"
     assert variables["ENGINE_WHEELS_URL"] == "http://172.30.0.9:8000/simple/"
 
 

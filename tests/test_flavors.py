@@ -6,10 +6,10 @@ import subprocess
 from pathlib import Path
 
 import pytest
+from image_advisor.composition import distribution_category
 
 from scripts.images import build, smoke
 from scripts.measure import cuda_libs
-from scripts.measure.composition import distribution_category
 from scripts.results import flavored
 from scripts.variants import BY_NAME, select
 

@@ -7,10 +7,10 @@ import json
 import pytest
 from cyclonedx.schema import SchemaVersion
 from cyclonedx.validation.json import JsonStrictValidator
+from image_advisor.layers import Entry, SavedImage
 
 from scripts.infra import bases
 from scripts.infra.engine import EngineError, ensure_engine
-from scripts.measure.image_layers import Entry, SavedImage
 from scripts.measure.sbom import bom, debian_license, measure, python_license, surface
 
 VALIDATOR = JsonStrictValidator(SchemaVersion.V1_6)

@@ -16,7 +16,8 @@ them for every target when ENGINE is set:
 - DOCKER_HOST: its API, published on 127.0.0.1;
 - DOCKER_CONFIG: a folder holding the engine's own buildx plugin, so the client builds with buildx;
 - ENGINE_ADDRESS: the engine container's address; containers it runs publish their ports there
-  (its 127.0.0.1 is not this machine's), and this machine reaches them there;
+  (its 127.0.0.1 is not this machine's), and this machine reaches them there; IMAGE_ADVISOR_ADDRESS
+  is the same address, for image-advisor's trace;
 - ENGINE_WHEELS_URL: the wheelhouse, served read-only by a container beside the engine;
 - ENGINE: the name, which puts results under results/engines/NAME/;
 - ENGINE_DEFAULT_HOST: the DOCKER_HOST before (empty: the default socket), so `up` and `down`
@@ -155,7 +156,8 @@ def _back_to_the_default_engine() -> None:
     if not os.environ.get("ENGINE"):
         return
     default = os.environ.pop("ENGINE_DEFAULT_HOST", "")
-    for key in ("ENGINE", "ENGINE_ADDRESS", "ENGINE_WHEELS_URL", "DOCKER_CONFIG", "DOCKER_HOST"):
+    for key in ("ENGINE", "ENGINE_ADDRESS", "IMAGE_ADVISOR_ADDRESS", "ENGINE_WHEELS_URL", "DOCKER_CONFIG",
+                "DOCKER_HOST"):
         os.environ.pop(key, None)
     if default:
         os.environ["DOCKER_HOST"] = default
@@ -182,8 +184,9 @@ def up(name: str) -> dict[str, str]:
         registry.serve_wheels(ROOT / "wheelhouse", engine.container, LABEL, wheels)
     wheels_url = f"http://{_address(wheels, engine.container)}:8000/simple/"
     _copy_stand_ins(host)
+    address = _address(engine.container, engine.container)
     variables = {"ENGINE": engine.name, "DOCKER_HOST": host, "ENGINE_DEFAULT_HOST": default_host,
-                 "ENGINE_ADDRESS": _address(engine.container, engine.container), "ENGINE_WHEELS_URL": wheels_url}
+                 "ENGINE_ADDRESS": address, "IMAGE_ADVISOR_ADDRESS": address, "ENGINE_WHEELS_URL": wheels_url}
     if config := _buildx_config(engine):
         variables["DOCKER_CONFIG"] = str(config)
     version = docker("version", "--format", "{{.Server.Version}}", host=host).stdout.strip()

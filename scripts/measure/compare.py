@@ -40,6 +40,9 @@ import time
 import urllib.error
 from pathlib import Path
 
+from image_advisor.errors import AdvisorError
+from image_advisor.pictures import stacked_chart
+
 from scripts.deploy import kubernetes
 from scripts.images.build import (
     BUILD_JSON,
@@ -59,7 +62,6 @@ from scripts.images.smoke import Container, classify, container_memory, has_shel
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.measure import cuda_libs, docs, installers, memory_peak, startup
-from scripts.measure.composition import stacked_chart
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
@@ -265,7 +267,7 @@ def main(argv: list[str] | None = None) -> int:
                     log(f"{v.name}: removing {v.image} and its build cache (KEEP_IMAGES=1 keeps them)")
                     remove_image(v.image)
                     trim_build_cache("0")
-    except (EngineError, BuildError) as exc:
+    except (EngineError, BuildError, AdvisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         if data:
             print(f"what was measured before that is in {partial}; {out_json.name} is as it was", file=sys.stderr)

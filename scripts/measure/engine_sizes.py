@@ -10,7 +10,7 @@ image store. On each engine the images that are missing are built (`make build-a
 the other engines' are smoke-tested, and each image is sized three ways:
 - what `docker image ls` prints, and `docker image inspect`'s Size, as that engine counts them;
 - the bytes of the files in the image's final filesystem, from a replay of the layers of its
-  `docker save` archive (scripts/measure/image_layers.py: the containerd store writes an OCI layout);
+  `docker save` archive (image-advisor/src/image_advisor/layers.py: the containerd store writes an OCI layout);
 - the engine's whole image store, as `docker system df` counts it.
 Writes results/engines.json and results/engines.md.
 """
@@ -25,11 +25,13 @@ import sys
 import tarfile
 import time
 
+from image_advisor.engine import saved_image
+from image_advisor.errors import AdvisorError
+from image_advisor.layers import analyze, read_saved
+
 from scripts.images.clean import parse_size
 from scripts.infra import engines
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, sdk
-from scripts.measure.diagnose import saved_image
-from scripts.measure.image_layers import analyze, read_saved
 from scripts.results import RESULTS, human_bytes, load_json, machine, save_json
 from scripts.variants import ROOT, VARIANTS, select
 
@@ -44,7 +46,8 @@ def log(msg: str) -> None:
 
 def engine_env(name: str) -> dict[str, str]:
     """This process's environment pointed at the engine name (the default one: as it is)."""
-    env = {k: v for k, v in os.environ.items() if k not in {"ENGINE", "ENGINE_ADDRESS", "ENGINE_WHEELS_URL"}}
+    engine_keys = {"ENGINE", "ENGINE_ADDRESS", "IMAGE_ADVISOR_ADDRESS", "ENGINE_WHEELS_URL"}
+    env = {k: v for k, v in os.environ.items() if k not in engine_keys}
     return env if name == DEFAULT else {**env, **engines.up(name)}
 
 
@@ -189,7 +192,7 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"error: unknown engine(s) {unknown}; choose from {', '.join(ORDER)}", file=sys.stderr)
                 return 2
             data = measure(names, variant_names)
-    except EngineError as exc:
+    except (EngineError, AdvisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     (RESULTS / "engines.md").write_text(markdown(data))

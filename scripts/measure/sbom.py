@@ -3,7 +3,7 @@
     python -m scripts.measure.sbom                                   # every built variant
     python -m scripts.measure.sbom --image myapp:latest              # any image: results/sbom/<name>.cdx.json
 
-From the same layer replay as make diagnose (`docker save`, scripts/measure/image_layers.py),
+From the same layer replay as make diagnose (`docker save`, image-advisor/src/image_advisor/layers.py),
 so only files that survive in the final filesystem count:
 
 - components: every Debian package dpkg (or distroless' status.d) records, and every Python
@@ -28,9 +28,9 @@ import urllib.parse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.measure.diagnose import saved_image
-from scripts.measure.image_layers import (
+from image_advisor.engine import saved_image
+from image_advisor.errors import AdvisorError
+from image_advisor.layers import (
     SITE_PACKAGES,
     Entry,
     SavedImage,
@@ -40,6 +40,8 @@ from scripts.measure.image_layers import (
     installed_packages,
     read_saved,
 )
+
+from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
 from scripts.variants import BY_NAME, ROOT, VARIANTS, select
 
@@ -207,7 +209,7 @@ def main(argv: list[str] | None = None) -> int:
                 save_json(path, data)
             else:
                 print(markdown({"variants": {name: row}}))
-    except EngineError as exc:
+    except (EngineError, AdvisorError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1
     if not args.image:

@@ -5,7 +5,7 @@
 onnx_image copies Debian's Python onto a base without one (scripts/images/copy_python.py) and keeps
 only the standard-library modules this list names. To write the list, the image is built with the
 whole standard library (STDLIB_MODULES=all), its service is run with make diagnose's probe
-(scripts/measure/trace.py) and sent the smoke test's requests, the malformed requests of the hostile
+(image-advisor/src/image_advisor/trace.py) and sent the smoke test's requests, the malformed requests of the hostile
 set and pipelined ones; then the image's other programs run in the same container (the HEALTHCHECK,
 the one-shot CLI on the sample file and on a missing one) and the container is stopped, so the
 shutdown path is traced too. Every stdlib module any of those processes imported is written out.
@@ -18,10 +18,12 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from image_advisor.trace import Trace, parse_requests, trace_image
+
 from scripts.images.build import BuildError, build_image, prepare, remove_image
 from scripts.images.copy_python import module_name
 from scripts.infra.engine import EngineError
-from scripts.measure.trace import SERVICE_REQUESTS, Trace, parse_requests, trace_image
+from scripts.measure.advisor_profile import SERVICE_REQUESTS
 from scripts.traffic import hostile, pipeline
 from scripts.variants import BY_NAME
 

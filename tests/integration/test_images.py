@@ -7,11 +7,12 @@ which scripts.infra.engine finds or starts (installing docker.io on a fresh Debi
 from __future__ import annotations
 
 import pytest
+from image_advisor.diagnosis import advise_image, examine, run_trace
+from image_advisor.trace import parse_requests, trace_image
 
 from scripts.images.build import build_all, prepare
 from scripts.images.smoke import smoke_variant
-from scripts.measure.diagnose import advise_image, examine, run_trace
-from scripts.measure.trace import SERVICE_REQUESTS, parse_requests, trace_image
+from scripts.measure.advisor_profile import SERVICE_REQUESTS, profile
 from scripts.variants import BY_NAME, VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3
@@ -55,9 +56,9 @@ def test_trace_sees_the_service(built, variant):
 def test_onnx_image_findings_are_right(built):
     """Checked against what onnx_image is: nothing it runs on is called unused, and nothing is certain waste."""
     onnx = BY_NAME["onnx_image"]
-    examined = examine(onnx.image, onnx, with_dive=False)
+    examined = examine(onnx.image, profile(onnx), with_dive=False)
     trace, bytecode = run_trace(onnx.image, parse_requests(" | ".join(SERVICE_REQUESTS)), examined)
-    advice = advise_image(examined, trace, bytecode)
+    advice = advise_image(examined, trace, bytecode, profile(onnx))
     never = {name for name, _ in advice["distributions_never_imported"]}
     assert not never & {"onnxruntime", "numpy", "tokenizers", "flask", "gunicorn", "werkzeug"}, never
     assert [f["rule"] for f in advice["findings"] if f["confidence"] == "certain" and f["bytes"]] == []

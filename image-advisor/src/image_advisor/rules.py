@@ -1,10 +1,10 @@
-"""What to change in an image, and what each change buys: the findings of `make diagnose`.
+"""What to change in an image, and what each change buys: the findings.
 
     advise(Evidence(...)) -> Advice: findings ranked by the bytes each saves
 
-Every rule looks at the same evidence (the replayed layers of scripts/measure/image_layers.py,
-the files each Python distribution and OS package owns, the run-time trace of
-scripts/measure/trace.py when there is one, reference bases when the engine has them) and
+Every rule looks at the same evidence (the replayed layers of layers.py, the files each Python
+distribution and OS package owns, the run-time trace of trace.py when there is one, reference
+bases when the engine has them, and what the profile says: profile.py) and
 claims the bytes it would remove. Rules run in a fixed order, most certain first, and a byte
 claimed by one rule is never counted by a later one, so the findings add up: their sum is the
 image's addressable bytes. The rules, their ids and the JSON schema are in docs/diagnose.md.
@@ -12,8 +12,8 @@ image's addressable bytes. The rules, their ids and the JSON schema are in docs/
 Confidence: "certain" (the bytes do nothing at run time: caches, copies hidden by a later
 layer, files a .dockerignore keeps out), "likely" (never imported or never mapped while the
 service answered the traced requests: code paths the trace did not exercise may still need
-them, so apply the fix and run your tests), "estimate" (a figure scaled from this repository's
-own measurements, labelled as one), "surface" (no bytes: what an attacker would find).
+them, so apply the fix and run your tests), "estimate" (a figure scaled from measurements the
+profile gives, labelled as one), "surface" (no bytes: what an attacker would find).
 """
 
 from __future__ import annotations
@@ -24,8 +24,8 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from scripts.measure.composition import canonical, dependencies, requirement_names
-from scripts.measure.image_layers import (
+from image_advisor.composition import DEV_DISTRIBUTIONS, canonical, dependencies
+from image_advisor.layers import (
     Analysis,
     SavedImage,
     distribution_files,
@@ -33,8 +33,9 @@ from scripts.measure.image_layers import (
     os_package_files,
     os_packages,
 )
-from scripts.measure.trace import Trace
-from scripts.results import human_bytes
+from image_advisor.profile import Profile
+from image_advisor.trace import Trace
+from image_advisor.units import human_bytes
 
 CONFIDENCE_ORDER = ("certain", "likely", "estimate", "surface")
 REFERENCE_OVERLAP = 0.9  # a base is compared against when the image holds this share of its packages
@@ -51,10 +52,10 @@ CACHE_KINDS = (  # (rule id, pattern on a final path, what it is, the fix)
     ("cache-conda", re.compile(r"^opt/conda/pkgs/|^(root|home/[^/]+)/\.conda/pkgs/"), "conda's package cache",
      "conda clean --all --yes in the RUN that installs"),
     ("cache-apt", re.compile(r"^var/cache/apt/"), "apt's downloaded .debs and caches",
-     "install only the OS packages the service needs (slim_image installs none), and end that RUN with "
+     "install only the OS packages the service needs, and end that RUN with "
      "apt-get clean && rm -rf /var/lib/apt/lists/*"),
     ("cache-apt-lists", re.compile(r"^var/lib/apt/lists/"), "apt's package lists",
-     "install only the OS packages the service needs (slim_image installs none), and end the RUN that runs "
+     "install only the OS packages the service needs, and end the RUN that runs "
      "apt-get update with rm -rf /var/lib/apt/lists/*"),
 )
 CONTEXT_KINDS = (  # what a COPY of the build context should not bring, and the .dockerignore line that keeps it out
@@ -68,11 +69,6 @@ CONTEXT_KINDS = (  # what a COPY of the build context should not bring, and the 
     (re.compile(r"(^|/)__pycache__/|\.py[co]$"), "**/__pycache__"),
     (re.compile(r"(^|/)\.DS_Store$"), "**/.DS_Store"),
 )
-# Distributions a service never needs at run time: tests, linters, notebooks, REPLs, docs.
-DEV_DISTRIBUTIONS = re.compile(
-    r"^(pytest.*|coverage|hypothesis|tox|nox|black|ruff|flake8|pylint|mypy|isort|pre-commit|bandit|"
-    r"jupyter.*|jupyterlab.*|notebook|nbconvert|nbformat|nbclient|ipykernel|ipython|ipywidgets|"
-    r"sphinx.*|mkdocs.*|debugpy|line-profiler|memory-profiler|snakeviz|pandas-stubs|types-.*)$")
 INSTALLERS = ("pip", "setuptools", "wheel", "uv")
 # Inside distributions: material for building against them or testing them, never for running them.
 BUILD_FILES = re.compile(r"/include/.*\.(h|hh|hpp|cuh|inc)$|\.(h|hpp|cuh)$|/share/cmake/|\.cmake$|\.a$"
@@ -94,7 +90,6 @@ SHELLS = ("bin/sh", "bin/bash", "bin/dash", "usr/bin/sh", "usr/bin/bash", "usr/b
 PACKAGE_MANAGERS = ("usr/bin/apt-get", "usr/bin/apt", "usr/bin/dpkg", "bin/dpkg", "sbin/apk", "usr/bin/yum",
                     "usr/bin/dnf", "usr/bin/microdnf")
 TORCH_STACK = ("torch", "transformers")
-ONNX_REQUIREMENTS = ("app/requirements-onnx.txt", "app/requirements-common.txt")  # what onnx_image installs
 
 
 @dataclass
@@ -104,7 +99,7 @@ class Finding:
     bytes: int  # what the fix removes, counted once across all findings
     confidence: str  # certain | likely | estimate | surface
     fix: str  # the Dockerfile-level change
-    demo: str  # the folder of this repository that shows the fix ("" where none does)
+    demo: str  # where the profile's project shows the fix ("" where it shows none, or without a profile)
     evidence: list[str] = field(default_factory=list)
     seconds: float | None = None  # start-up seconds the fix saves, where measured
 
@@ -114,7 +109,7 @@ class Finding:
 
 @dataclass
 class Reference:
-    """A base image to compare against (the slim or distroless base of this repository's progression)."""
+    """A base image to compare against (a slim or distroless base the profile names)."""
 
     name: str  # "slim" or "distroless"
     image: str
@@ -128,8 +123,8 @@ class Evidence:
     dist_of: dict[str, str]  # path -> distribution (from RECORD)
     trace: Trace | None = None
     references: list[Reference] = field(default_factory=list)
-    onnx_reference: dict | None = None  # this repository's onnx_image and a torch image, from results/compare.json
     bytecode: dict | None = None  # measured cost of a stdlib without bytecode (trace.bytecode_seconds)
+    profile: Profile = field(default_factory=Profile)
 
 
 @dataclass
@@ -212,6 +207,7 @@ class Rules:
 
     def __init__(self, ev: Evidence):
         self.ev = ev
+        self.profile = ev.profile
         self.ledger = Ledger(ev.analysis)
         self.final = ev.analysis.final
         self.findings: list[Finding] = []
@@ -238,8 +234,8 @@ class Rules:
     def caches(self) -> None:
         for rule, pattern, what, fix in CACHE_KINDS:
             size, paths = self.ledger.take(p for p in self.final if pattern.search(p))
-            demo = "slim_image" if rule in ("cache-pip", "cache-apt", "cache-apt-lists") else ""
-            self.add(Finding(rule, f"{what} left in the image", size, "certain", fix, demo, _top(paths, self.ledger)))
+            self.add(Finding(rule, f"{what} left in the image", size, "certain", self.profile.fix(rule, fix),
+                             self.profile.demo(rule), _top(paths, self.ledger)))
 
     def hidden(self) -> None:
         wasted = self.ev.analysis.wasted
@@ -256,20 +252,23 @@ class Rules:
 
         self.add(Finding("deleted-in-later-layer", "files deleted by a later layer still ship in the layer below",
                          self.ledger.take_hidden(deleted), "certain",
-                         "delete in the same RUN that creates them (e.g. `apt-get install ... && rm -rf "
-                         "/var/lib/apt/lists/*`), or build in a stage of its own and COPY --from only the result",
-                         "distroless_image", by_layer(deleted)))
+                         self.profile.fix("deleted-in-later-layer", "delete in the same RUN that creates them "
+                                          "(e.g. `apt-get install ... && rm -rf /var/lib/apt/lists/*`), or build in "
+                                          "a stage of its own and COPY --from only the result"),
+                         self.profile.demo("deleted-in-later-layer"), by_layer(deleted)))
         metadata = re.compile(r"\b(chmod|chown|touch|chgrp|setfacl)\b")
         dup = [w for w in overwritten if metadata.search(layers[int(re.search(r"\d+$", w[3]).group())].created_by)]
         rest = [w for w in overwritten if w not in dup]
         self.add(Finding("duplicated-by-metadata", "files copied up whole by a chmod/chown/touch in a later layer",
                          self.ledger.take_hidden(dup), "certain",
-                         "set ownership and mode where the file is written: COPY --chown=USER --chmod=MODE, "
-                         "or chmod/chown in the same RUN", "", by_layer(dup)))
+                         self.profile.fix("duplicated-by-metadata", "set ownership and mode where the file is "
+                                          "written: COPY --chown=USER --chmod=MODE, or chmod/chown in the same RUN"),
+                         self.profile.demo("duplicated-by-metadata"), by_layer(dup)))
         self.add(Finding("overwritten-in-later-layer", "files replaced by a later layer still ship in the layer below",
                          self.ledger.take_hidden(rest), "certain",
-                         "write each file once: move the step that replaces it into the layer that creates it",
-                         "", by_layer(rest)))
+                         self.profile.fix("overwritten-in-later-layer", "write each file once: move the step that "
+                                          "replaces it into the layer that creates it"),
+                         self.profile.demo("overwritten-in-later-layer"), by_layer(rest)))
 
     def sourceless_module(self, path: str) -> bool:
         """A .pyc beside where its .py would be, with no .py: the module itself (a bytecode-only tree, such
@@ -292,8 +291,8 @@ class Rules:
         evidence = [f"{line}: {human_bytes(sum(self.final[p].size for p in ps))} (/{ps[0]} ...)"
                     for line, ps in found.items()]
         self.add(Finding("build-context", "files a COPY brought from the build context that the service never needs",
-                         total, "certain", ".dockerignore: " + ", ".join(found) if found else "", ".dockerignore",
-                         evidence))
+                         total, "certain", ".dockerignore: " + ", ".join(found) if found else "",
+                         self.profile.demo("build-context"), evidence))
 
     # -- likely: by name ---------------------------------------------------------------------------
     def dev_distributions(self) -> None:
@@ -302,8 +301,10 @@ class Rules:
         names = {n for n in names if not self.imported(n) and n not in INSTALLERS}
         size, paths = self.ledger.take(p for n in names for p in self.files_of.get(n, ()))
         self.add(Finding("dev-distributions", "test, lint and notebook tools (and what only they need) installed",
-                         size, "likely", "install only the runtime requirements in the image; keep dev tools in a "
-                         "requirements-dev.txt for CI and laptops", "slim_image",
+                         size, "likely", self.profile.fix("dev-distributions", "install only the runtime "
+                                                          "requirements in the image; keep dev tools in a "
+                                                          "requirements-dev.txt for CI and laptops"),
+                         self.profile.demo("dev-distributions"),
                          [f"{len(names)} distributions: " + ", ".join(sorted(dev))[:300]]))
 
     def installers(self) -> None:
@@ -315,11 +316,12 @@ class Rules:
         in_venv = sum(self.final[p].size for p in paths if any(p.startswith(v + "/") for v in venvs))
         where = sorted({_package_dir(p).split("/lib/python")[0] for p in paths})
         if in_venv * 2 >= size:
-            fix, demo = ("install into a venv in a build stage and COPY --from only the venv, with pip and "
-                         "setuptools removed (scripts/images/trim_venv.py)", "multi_stage_build")
+            key, fix = "installer-in-runtime/venv", ("install into a venv in a build stage and COPY --from only the "
+                                                     "venv, with pip and setuptools removed")
         else:
-            fix, demo = ("the base's own Python carries its installer: a distroless base has none (install in a "
-                         "build stage, COPY --from the venv)", "distroless_image")
+            key, fix = "installer-in-runtime/base", ("the base's own Python carries its installer: a distroless base "
+                                                     "has none (install in a build stage, COPY --from the venv)")
+        fix, demo = self.profile.fix(key, fix), self.profile.demo(key)
         self.add(Finding("installer-in-runtime", "the installer ships with the service (no installs at run time)",
                          size, "likely", fix, demo, [", ".join(names) + " in " + ", ".join(f"/{w}" for w in where)]))
 
@@ -328,8 +330,9 @@ class Rules:
         size, got = self.ledger.take(paths)
         self.add(Finding("build-files-in-packages", "headers, CMake files, static libraries and test suites "
                          "inside installed packages", size, "likely",
-                         "delete them in the build stage (scripts/images/trim_venv.py's list) before COPY --from",
-                         "multi_stage_build", _top(got, self.ledger, group=_package_dir)))
+                         self.profile.fix("build-files-in-packages", "delete them in the build stage before "
+                                          "COPY --from"),
+                         self.profile.demo("build-files-in-packages"), _top(got, self.ledger, group=_package_dir)))
 
     # -- likely: from the trace --------------------------------------------------------------------
     def never_imported(self) -> None:
@@ -342,8 +345,10 @@ class Rules:
         for p in got:
             owners[canonical(self.ev.dist_of.get(p, "?"))] += self.final[p].size
         self.add(Finding("never-imported", "Python distributions the service never imported during the trace",
-                         size, "likely", "drop them from the requirements (if another distribution requires one, "
-                         "check it is only for a feature you do not use); run the tests after", "slim_image",
+                         size, "likely", self.profile.fix("never-imported", "drop them from the requirements (if "
+                                                          "another distribution requires one, check it is only for "
+                                                          "a feature you do not use); run the tests after"),
+                         self.profile.demo("never-imported"),
                          [f"{n}: {human_bytes(s)}" for n, s in sorted(owners.items(), key=lambda x: -x[1])[:12]]))
 
     def cuda_unmapped(self) -> None:
@@ -353,8 +358,10 @@ class Rules:
         paths = [p for d, ps in self.files_of.items() if CUDA_DIST.match(d) for p in ps] + torch_cuda
         size, got = self.ledger.take(p for p in paths if p not in self.trace.mapped)
         self.add(Finding("cuda-unmapped", "CUDA libraries the service never mapped (it ran without a GPU)",
-                         size, "likely", "if the service runs on CPUs, install the CPU build of torch "
-                         "(--index-url https://download.pytorch.org/whl/cpu); on GPUs see docs/cuda.md", "slim_image",
+                         size, "likely", self.profile.fix("cuda-unmapped", "if the service runs on CPUs, install "
+                                                          "the CPU build of torch (--index-url "
+                                                          "https://download.pytorch.org/whl/cpu)"),
+                         self.profile.demo("cuda-unmapped"),
                          _top(got, self.ledger, group=_package_dir)))
 
     def unmapped_libraries(self) -> None:
@@ -373,9 +380,11 @@ class Rules:
                 evidence.append(f"{dist}: {human_bytes(size)} in {len(got)} libraries ("
                                 + ", ".join(posixpath.basename(p) for p in largest) + ")")
         self.add(Finding("unmapped-libraries", "shared libraries of imported distributions never mapped during "
-                         "the trace", total, "likely", "leave out the parts you never load in the build stage only "
-                         "with a test that exercises every code path you ship (as scripts/images/trim_venv.py does), "
-                         "or install a build without them", "multi_stage_build", evidence))
+                         "the trace", total, "likely",
+                         self.profile.fix("unmapped-libraries", "leave out the parts you never load in the build "
+                                          "stage only with a test that exercises every code path you ship, or "
+                                          "install a build without them"),
+                         self.profile.demo("unmapped-libraries"), evidence))
 
     def base_packages(self) -> None:
         packages = os_package_files(self.ev.saved, self.final)
@@ -383,12 +392,13 @@ class Rules:
             return
         if not self.ev.references:
             self.notes.append("base rules (full-base, distroless-base) left out: no slim or distroless reference "
-                              "image in this engine (docker pull python:3.11-slim, or make bases)")
-        demos = {"slim": ("full-base", "slim_image", "a slim base would do: OS packages it lacks"),
-                 "distroless": ("distroless-base", "distroless_image",
+                              "image in this engine (the profile's reference_bases names them; pull one)")
+        kinds = {"slim": ("full-base", "a slim base would do: OS packages it lacks"),
+                 "distroless": ("distroless-base",
                                 "a distroless base would do: OS packages it lacks (shell, package manager, coreutils)")}
         for ref in self.ev.references:
-            rule, demo, title = demos[ref.name]
+            rule, title = kinds[ref.name]
+            demo = self.profile.demo(rule)
             if not self.built_on(ref):
                 continue  # not built on this base or a larger one: "use it instead" would not be advice
             missing = [n for n in packages if n not in ref.packages]
@@ -399,7 +409,8 @@ class Rules:
             tools = sorted(n for n in unused if is_toolchain(n) and sizes.get(n))
             self.add(Finding(rule, f"{title}, never mapped by the service", size,
                              "likely" if self.used is not None else "estimate",
-                             f"FROM {ref.image} (install the few OS packages you do need, then nothing else)", demo,
+                             self.profile.fix(rule, "FROM {image} (install the few OS packages you do need, then "
+                                              "nothing else)", image=ref.image), demo,
                              [f"{len([n for n in unused if sizes.get(n)])} packages not in {ref.image}"
                               + ("" if self.used is not None else " (no trace: mapping not checked)")]
                              + top + ([f"the build toolchain among them: {', '.join(tools[:8])}"] if tools else [])))
@@ -416,13 +427,13 @@ class Rules:
         size += sum(declared.values())
         slim = [r for r in self.ev.references if r.name == "slim" and self.built_on(r)]
         if slim and not any(n in slim[0].packages for n in names):  # it came with a base larger than slim
-            fix = (f"FROM {slim[0].image}: the slim base has no compilers (slim_image); where something must be "
-                   "compiled, do it in a build stage and COPY --from only what it built (multi_stage_build)")
-            demo = "slim_image"
+            key, image = "build-toolchain/slim", slim[0].image
+            fix = ("FROM {image}: the slim base has no compilers; where something must be compiled, do it in a "
+                   "build stage and COPY --from only what it built")
         else:
-            fix = ("compile in a build stage and COPY --from only what it built into a slim runtime stage "
-                   "(multi_stage_build)")
-            demo = "multi_stage_build"
+            key, image = "build-toolchain/stage", ""
+            fix = "compile in a build stage and COPY --from only what it built into a slim runtime stage"
+        fix, demo = self.profile.fix(key, fix, image=image), self.profile.demo(key)
         self.add(Finding("build-toolchain", "a build toolchain in the final image (compilers, headers, make, git)",
                          size, "certain", fix, demo, [", ".join(names + sorted(declared))[:300]]))
 
@@ -440,16 +451,17 @@ class Rules:
                     paths.append(p)
         size, got = self.ledger.take(paths)
         self.add(Finding("sources-beside-bytecode", "Python sources shipped beside the bytecode that runs",
-                         size, "likely", "keep the bytecode only (python -m compileall -b, then delete the .py: "
-                         "scripts/images/trim_venv.py --bytecode-only); tracebacks then show no source lines",
-                         "distroless_image", _top(got, self.ledger, group=_package_dir)))
+                         size, "likely", self.profile.fix("sources-beside-bytecode", "keep the bytecode only "
+                                                          "(python -m compileall -b, then delete the .py); "
+                                                          "tracebacks then show no source lines"),
+                         self.profile.demo("sources-beside-bytecode"), _top(got, self.ledger, group=_package_dir)))
 
     def torch_for_onnx(self) -> None:
-        ref = self.ev.onnx_reference
+        ref = self.profile.onnx_reference
         if "torch" not in self.files_of or not ref:
             return
         # What the ONNX image runs on stays (tokenizers, numpy ...): only what torch and transformers alone need goes.
-        kept = requirement_names(ONNX_REQUIREMENTS) | {"numpy"}  # onnx_image's numpy is Debian's, not a pin
+        kept = {canonical(n) for n in ref.get("kept", ())}
         names = exclusive_closure({n for n in TORCH_STACK if n in self.files_of}, self.requires) - kept
         stack_bytes, got = self.ledger.take(p for n in names for p in self.files_of.get(n, ()))
         model_bytes, _ = self.ledger.take(p for p in self.final if re.search(r"\.(safetensors|bin|pt|pth)$", p)
@@ -457,14 +469,18 @@ class Rules:
         model_saving = int(model_bytes * (1 - ref["onnx_model_bytes"] / max(ref["torch_model_bytes"], 1)))
         saving = max(stack_bytes + model_saving - ref["onnxruntime_bytes"], 0)
         self.add(Finding("torch-for-onnx", "torch where ONNX Runtime would run the model (an estimate)",
-                         saving, "estimate", "export the model to ONNX, quantize it to int8, and serve it with "
-                         "onnxruntime and tokenizers only (check accuracy: make evaluate)", "onnx_image",
+                         saving, "estimate",
+                         self.profile.fix("torch-for-onnx", "export the model to ONNX, quantize it to int8, and serve "
+                                          "it with onnxruntime and tokenizers only (check the accuracy on held-out "
+                                          "data)"),
+                         self.profile.demo("torch-for-onnx"),
                          [f"torch stack ({len(names)} distributions): {human_bytes(stack_bytes)}",
-                          f"model weights {human_bytes(model_bytes)} -> int8 at this repository's measured ratio "
+                          f"model weights {human_bytes(model_bytes)} -> int8 at "
+                          f"{ref.get('ratio_from', 'the profile')}'s measured ratio "
                           f"({ref['onnx_model_bytes'] / max(ref['torch_model_bytes'], 1):.2f}): saves "
                           f"{human_bytes(model_saving)}",
-                          f"onnxruntime added: {human_bytes(ref['onnxruntime_bytes'])} (onnx_image, "
-                          "results/compare.json)"]))
+                          f"onnxruntime added: {human_bytes(ref['onnxruntime_bytes'])} "
+                          f"({ref.get('source', 'the profile')})"]))
 
     def stdlib_bytecode(self) -> None:
         measured = self.ev.bytecode
@@ -474,8 +490,10 @@ class Rules:
         self.add(Finding("stdlib-without-bytecode", "the standard library ships without bytecode: every fresh "
                          "container (every start, with a read-only root or a user who cannot write there) "
                          "compiles what it imports", 0, "certain",
-                         f"RUN python -m compileall -q {measured['stdlib']} in the image (adds about "
-                         f"{measured['pyc_bytes'] // 1_000_000 or '<1'} MB)", "distroless_image",
+                         self.profile.fix("stdlib-without-bytecode", "RUN python -m compileall -q {stdlib} in the "
+                                          "image (adds about {megabytes} MB)", stdlib=measured["stdlib"],
+                                          megabytes=str(measured["pyc_bytes"] // 1_000_000 or "<1")),
+                         self.profile.demo("stdlib-without-bytecode"),
                          [f"{measured['missing']} of the {measured['imported']} stdlib modules the service imports "
                           f"have no .pyc; importing them took {measured['cold_s']:.2f} s without bytecode, "
                           f"{measured['warm_s']:.2f} s with it (median of {measured['runs']})"],
@@ -494,8 +512,9 @@ class Rules:
             evidence.append("a package manager: " + ", ".join(managers))
         if evidence:
             self.add(Finding("attack-surface", "what an attacker who gets in would find (no bytes)", 0, "surface",
-                             "USER with a numeric non-root uid; a distroless base has no shell or package manager",
-                             "distroless_image", evidence))
+                             self.profile.fix("attack-surface", "USER with a numeric non-root uid; a distroless "
+                                              "base has no shell or package manager"),
+                             self.profile.demo("attack-surface"), evidence))
 
     def never_imported_all(self) -> list[tuple[str, int]] | None:
         if self.trace is None:

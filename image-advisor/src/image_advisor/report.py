@@ -10,7 +10,7 @@ Reports are the dicts `make diagnose` writes to results/diagnose/<name>.json (do
 
 from __future__ import annotations
 
-from scripts.results import human_bytes, print_table
+from image_advisor.units import human_bytes, print_table
 
 CHANGE_MIN_BYTES = 1_000_000  # rows of a comparison smaller than this are left out
 KINDS = {"categories": "category", "layers": "layer", "distributions": "distribution", "os_packages": "OS package"}

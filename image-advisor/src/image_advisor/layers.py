@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.measure.image_archive import image_manifest, layer_tar, open_source
+from image_advisor.archive import image_manifest, layer_tar, open_source
 
 WHITEOUT = ".wh."
 SITE_PACKAGES = re.compile(r"(^|/)(site|dist)-packages$")  # where installed distributions live
@@ -167,7 +167,7 @@ def _wants(path: str) -> bool:
 def read_saved(path: Path, platform: str = "") -> SavedImage:
     """Parse an image given as a file into layers with history: a `docker save` archive (Docker's
     manifest.json, or the OCI layout the containerd image store writes) or an OCI image layout, as a
-    tar or a directory; layers plain, gzip or zstd (scripts/measure/image_archive.py)."""
+    tar or a directory; layers plain, gzip or zstd (archive.py)."""
     with open_source(path) as source:
         config, refs = image_manifest(source, platform)
         history = [h for h in config.get("history", []) if not h.get("empty_layer")]

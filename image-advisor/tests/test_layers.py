@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from scripts.measure.image_layers import analyze, dive_style_waste, largest_dirs, layers_from_entries
+from image_advisor.layers import analyze, dive_style_waste, largest_dirs, layers_from_entries
 
 
 def test_overwrite_counts_only_the_hidden_copy():
@@ -76,7 +76,7 @@ def test_largest_dirs_points_at_the_informative_level():
 
 
 def test_instruction_drops_buildkit_arg_prefix():
-    from scripts.measure.image_layers import instruction
+    from image_advisor.layers import instruction
 
     assert instruction("RUN |2 A=1 B=http://x/ /bin/sh -c pip install -r r.txt # buildkit") == \
         "RUN pip install -r r.txt # buildkit"
@@ -86,7 +86,7 @@ def test_instruction_drops_buildkit_arg_prefix():
 
 
 def test_python_distributions_from_record():
-    from scripts.measure.image_layers import Entry, SavedImage, python_distributions
+    from image_advisor.layers import Entry, SavedImage, python_distributions
 
     site = "usr/lib/python3.11/site-packages"
     final = {f"{site}/torch/__init__.py": Entry(f"{site}/torch/__init__.py", 10),
@@ -156,7 +156,7 @@ def _write_archive(path, layout: str) -> None:
 
 
 def test_classic_and_oci_layout_archives_read_the_same(tmp_path):
-    from scripts.measure.image_layers import read_saved
+    from image_advisor.layers import read_saved
 
     results = []
     for layout in ("docker", "oci"):
@@ -175,8 +175,8 @@ def test_an_archive_that_is_not_docker_save_is_a_clear_error(tmp_path):
 
     import pytest
 
-    from scripts.measure.image_archive import ArchiveError
-    from scripts.measure.image_layers import read_saved
+    from image_advisor.errors import ArchiveError
+    from image_advisor.layers import read_saved
 
     with tarfile.open(tmp_path / "x.tar", "w"):
         pass

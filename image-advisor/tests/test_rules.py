@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.measure.advice_report import compare_reports, gate, markdown
-from scripts.measure.advisor import Evidence, Reference, advise
-from scripts.measure.composition import file_categories
-from scripts.measure.image_layers import Entry as E
-from scripts.measure.image_layers import Layer, SavedImage, analyze, normalize
-from scripts.measure.trace import Trace, parse_requests
+from image_advisor.composition import file_categories
+from image_advisor.layers import Entry as E
+from image_advisor.layers import Layer, SavedImage, analyze, normalize
+from image_advisor.profile import Profile
+from image_advisor.report import compare_reports, gate, markdown
+from image_advisor.rules import Evidence, Reference, advise
+from image_advisor.trace import Trace, parse_requests
 
 SITE = "usr/local/lib/python3.11/site-packages"
 STATUS_OK = "Status: install ok installed"
@@ -56,7 +57,10 @@ def test_package_caches_are_claimed_per_kind():
     found = by_rule(ev)
     assert found == {"cache-pip": 1300, "cache-apt-lists": 777}
     first = advise(ev).findings[0]
-    assert first.rule == "cache-pip" and first.confidence == "certain" and first.demo == "slim_image"
+    assert first.rule == "cache-pip" and first.confidence == "certain" and first.demo == ""  # no profile: no demo
+    shown = Profile(shown_in={"cache-pip": "step-2/"}, fixes={"cache-pip": "see step 2"})
+    first = advise(evidence(ev.saved.layers, profile=shown)).findings[0]
+    assert (first.demo, first.fix) == ("step-2/", "see step 2")
 
 
 def test_hidden_copies_split_by_cause():
@@ -142,15 +146,19 @@ def test_toolchain_and_full_base():
     found = by_rule(evidence([BASE, layer("", *entries)], captured, references=[slim], trace=trace))
     # Compilers have a rule of their own; the slim base claims the rest of what it lacks and is never mapped.
     assert found == {"build-toolchain": 5000, "full-base": 3000}
-    demo = {f.rule: f.demo for f in advise(evidence([BASE, layer("", *entries)], captured, references=[slim],
-                                                      trace=trace)).findings}
-    assert demo["build-toolchain"] == "slim_image"  # it came with a base larger than slim: the slim base is the fix
+    branches = Profile(shown_in={"build-toolchain/slim": "SLIM", "build-toolchain/stage": "STAGE"},
+                       fixes={"build-toolchain/slim": "FROM {image}"})
+    fixes = {f.rule: (f.demo, f.fix) for f in advise(evidence([BASE, layer("", *entries)], captured, references=[slim],
+                                                             trace=trace, profile=branches)).findings}
+    # It came with a base larger than slim: the slim base is the fix.
+    assert fixes["build-toolchain"] == ("SLIM", "FROM python:3.11-slim")
     # A base the image is not built on (it holds under 90 % of its packages) is no advice.
     other = Reference("slim", "python:3.13-slim", {"libc6", "libfoo", "libbar"})
     assert by_rule(evidence([BASE, layer("", *entries)], captured, references=[other], trace=trace)) == {
         "build-toolchain": 5000}
-    [finding] = advise(evidence([BASE, layer("", *entries)], captured, references=[other], trace=trace)).findings
-    assert finding.demo == "multi_stage_build"  # added on top of its base: compile in a build stage
+    [finding] = advise(evidence([BASE, layer("", *entries)], captured, references=[other], trace=trace,
+                                profile=branches)).findings
+    assert finding.demo == "STAGE"  # added on top of its base: compile in a build stage
 
 
 def test_stdlib_bytecode_reports_seconds():
@@ -173,7 +181,8 @@ def test_torch_for_onnx_is_an_estimate_from_measured_figures():
     ev = evidence([BASE, layer("RUN pip", *torch_files, *sympy_files), layer("COPY model /opt/model",
                                                                            ("opt/model/model.safetensors", 400_000))],
                   {**torch_meta, **sympy_meta},
-                  onnx_reference={"onnxruntime_bytes": 200_000, "onnx_model_bytes": 25, "torch_model_bytes": 100})
+                  profile=Profile(onnx_reference={"onnxruntime_bytes": 200_000, "onnx_model_bytes": 25,
+                                                  "torch_model_bytes": 100}))
     [finding] = advise(ev).findings
     stack = sum(s for _, s in torch_files + sympy_files)
     assert finding.rule == "torch-for-onnx" and finding.confidence == "estimate"
@@ -215,7 +224,7 @@ def test_probe_leaves_out_frozen_modules():
     is missing for them (stdlib-without-bytecode counted them on an image that compiled only what it imports)."""
     import os
 
-    from scripts.measure import trace_probe
+    from image_advisor import trace_probe
 
     assert os.__spec__.origin == "frozen"  # this interpreter freezes os, as 3.11+ do
     snapshot = trace_probe._snapshot()

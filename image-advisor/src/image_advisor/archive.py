@@ -29,7 +29,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
 
-from scripts.infra.engine import EngineError
+from image_advisor.errors import ArchiveError
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -40,10 +40,6 @@ MANIFEST_TYPES = {"application/vnd.oci.image.manifest.v1+json",
 CONFIG_TYPES = {"application/vnd.oci.image.config.v1+json", "application/vnd.docker.container.image.v1+json"}
 LAYER_PREFIXES = ("application/vnd.oci.image.layer.", "application/vnd.docker.image.rootfs.")
 ATTESTATION = "attestation-manifest"  # buildx's provenance/SBOM manifests: platform unknown/unknown
-
-
-class ArchiveError(EngineError):
-    """The file is not an image this module can read; the message is one line saying why."""
 
 
 def reason(exc: BaseException) -> str:

@@ -3,10 +3,10 @@
     trace_image(image, requests) -> Trace: modules imported, files mapped, requests answered
 
 The image is never changed: the container is created from it as it is (its entrypoint, command,
-user and environment), scripts/measure/trace_probe.py is copied into that container's own layer
+user and environment), trace_probe.py is copied into that container's own layer
 as /.diagnose-probe/sitecustomize.py (`docker cp` works on a created container, so no shell is
 needed and distroless images trace like any other), and /.diagnose-probe goes first on
-PYTHONPATH. The service is then sent the requests given (PROBE='POST /classify {"text": "hi"}',
+PYTHONPATH. The service is then sent the requests given (--probe 'POST /predict {"text": "hi"}',
 several separated by `|`; default GET / on the exposed port), the probe's files are copied out
 and the container is removed. Where there is no Python, or nothing was recorded, the Trace says
 why and the advisor leaves the rules that need it out.
@@ -28,21 +28,13 @@ from typing import Any
 
 from docker.errors import DockerException, NotFound
 
-from scripts.infra.engine import PROJECT_LABEL, EngineError, publish_address, sdk
+from image_advisor.engine import LABEL, publish_address, sdk
+from image_advisor.errors import AdvisorError
 
 PROBE_DIR = "/.diagnose-probe"
 PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
 READY_TIMEOUT_S = 300  # the first answer of a large torch image on a slow machine
 SETTLE_S = 1.5  # three probe intervals after the last answer, so every process has written
-# What this repository's service is sent (the smoke test's requests: every route and both batch forms).
-SERVICE_REQUESTS = (
-    "GET /healthz",
-    "GET /readyz",
-    'POST /classify {"text": "I love this movie, the acting is wonderful."}',
-    'POST /classify {"texts": ["A dull, lifeless mess.", "' + "a long and rather wonderful film " * 60 + '"]}',
-    "GET /openapi.json",
-    "GET /",
-)
 
 
 @dataclass(frozen=True)
@@ -163,7 +155,7 @@ def _port(config: dict) -> str | None:
 
 
 def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None,
-                after: Callable[[Any, str], None] | None = None) -> Trace:
+                after: Callable[[Any, str], None] | None = None, labels: dict[str, str] | None = None) -> Trace:
     """Start the image's service with the probe, send the requests, return what it used.
 
     after(container, base_url), when given, runs once the requests are answered: more traffic, or
@@ -177,7 +169,7 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
     container = None
     try:
         container = client.containers.create(
-            image, detach=True, labels={PROJECT_LABEL: "scripts.measure.trace"},
+            image, detach=True, labels={LABEL: "trace", **(labels or {})},
             environment={**(environment or {}), "PYTHONPATH": python_path, "DIAGNOSE_PROBE_OUT": f"{PROBE_DIR}/out"},
             ports={port: (publish_address(), None)} if port else {})
         if not container.put_archive("/", _probe_archive()):
@@ -196,7 +188,7 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
         time.sleep(SETTLE_S)
         container.stop(timeout=10)
         snapshots = _read_out(container)
-    except (DockerException, OSError, EngineError) as exc:
+    except (DockerException, OSError, AdvisorError) as exc:
         return Trace(False, f"the trace failed: {exc}")
     finally:
         if container is not None:
@@ -230,10 +222,10 @@ def _exercise(container, base: str, requests: list[ProbeRequest], log) -> list[t
             pass
         container.reload()
         if container.status != "running":
-            raise EngineError(f"the service exited during the trace; its log ends:\n"
+            raise AdvisorError(f"the service exited during the trace; its log ends:\n"
                               f"{container.logs(tail=20).decode(errors='replace')}")
         if time.monotonic() - started > READY_TIMEOUT_S:
-            raise EngineError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s")
+            raise AdvisorError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s")
         time.sleep(0.25)
     answers = []
     for request in requests:
@@ -290,16 +282,17 @@ def stdlib_without_bytecode(trace: Trace, final: dict) -> tuple[list[str], list[
     return imported, missing
 
 
-def bytecode_seconds(image: str, python: str, modules: list[str], timeout: float = 180) -> dict:
+def bytecode_seconds(image: str, python: str, modules: list[str], timeout: float = 180,
+                     labels: dict[str, str] | None = None) -> dict:
     """Run BYTECODE_TIMER in a throw-away container of the image: {"cold_s", "warm_s", "runs", "pyc_bytes"}."""
     container = sdk().containers.create(image, entrypoint=[python], command=["-c", BYTECODE_TIMER, json.dumps(modules)],
-                                        labels={PROJECT_LABEL: "scripts.measure.trace"})
+                                        labels={LABEL: "bytecode", **(labels or {})})
     try:
         container.start()
         result = container.wait(timeout=timeout)
         output = container.logs(stdout=True, stderr=False).decode(errors="replace").strip().splitlines()
         if result.get("StatusCode") != 0 or not output:
-            raise EngineError(f"the bytecode timer failed: {container.logs(tail=5).decode(errors='replace')}")
+            raise AdvisorError(f"the bytecode timer failed: {container.logs(tail=5).decode(errors='replace')}")
         return json.loads(output[-1])
     finally:
         container.remove(force=True)

@@ -1,7 +1,7 @@
-"""The run-time probe `make diagnose` puts into a throw-away container as its sitecustomize.py.
+"""The run-time probe image-advisor puts into a throw-away container as its sitecustomize.py.
 
 Python imports sitecustomize at start-up, from the first directory on sys.path that holds one;
-scripts/measure/trace.py copies this file into the container (never into the image) and puts its
+trace.py copies this file into the container (never into the image) and puts its
 directory first on PYTHONPATH. Every Python process of the service then writes, to
 $DIAGNOSE_PROBE_OUT/<pid>.json, the modules it has imported and the files it has mapped
 (/proc/self/maps): every half second, again in each forked child (gunicorn's workers), and at exit.

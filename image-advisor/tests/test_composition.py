@@ -2,16 +2,16 @@
 
 from __future__ import annotations
 
-from scripts.measure.composition import (
+import pytest
+
+from image_advisor.composition import (
     CATEGORIES,
     composition,
     dependencies,
-    directory_boxes,
     file_categories,
-    stacked_chart,
-    treemap,
 )
-from scripts.measure.image_layers import SavedImage, analyze, layers_from_entries
+from image_advisor.layers import SavedImage, analyze, layers_from_entries
+from image_advisor.pictures import directory_boxes, stacked_chart, treemap
 
 SITE = "venv/lib/python3.11/site-packages"
 
@@ -70,6 +70,19 @@ def test_categories_add_up_to_the_image_and_each_byte_lands_once():
     assert set(sizes) == set(CATEGORIES)
 
 
+def test_without_a_runtime_list_only_known_tools_are_dev_extras():
+    saved, analysis = synthetic()
+    layers = saved.layers + layers_from_entries([[(f"{SITE}/pytest/main.py", 90, "file"),
+                                                  (f"{SITE}/pytest-9.0.dist-info/RECORD", 0, "file")]])
+    captured = {**saved.captured, f"{SITE}/pytest-9.0.dist-info/RECORD": record("pytest/main.py")}
+    saved, analysis = SavedImage(layers, {}, captured), analyze(layers)
+    sizes = composition(analysis, *file_categories(saved, analysis, roots=None))["categories"]
+    assert sizes["dev extras"] == 90  # pytest; pandas, which a profile's runtime list would call dev extras, is not
+    assert sizes["other Python deps"] == 700 + 30 + 800
+    with_profile = composition(analysis, *file_categories(saved, analysis, roots={"torch", "flask"}))["categories"]
+    assert with_profile["dev extras"] == 800 + 90
+
+
 def test_large_runtime_dependencies_are_named():
     saved, analysis = synthetic()
     categories, dist_of = file_categories(saved, analysis, roots={"torch", "flask"})
@@ -92,6 +105,7 @@ def test_directory_boxes_cover_every_byte_and_take_their_own_colour():
 
 
 def test_pictures_are_pngs(tmp_path):
+    pytest.importorskip("matplotlib", reason="the pictures extra is not installed")
     saved, analysis = synthetic()
     categories, dist_of = file_categories(saved, analysis, roots={"torch", "flask"})
     comp = composition(analysis, categories, dist_of)

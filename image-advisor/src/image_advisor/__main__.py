@@ -1,0 +1,5 @@
+import sys
+
+from image_advisor.cli import main
+
+sys.exit(main())

@@ -1,0 +1,97 @@
+"""The Docker engine, through the Docker SDK: save an image, run the trace's container.
+
+The engine is the one DOCKER_HOST names, else the docker CLI's current context (Docker
+Desktop's socket in the user's home on macOS), else the SDK's default socket. An image
+given as a file never needs one.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import functools
+import os
+import shutil
+import subprocess
+import tempfile
+from collections.abc import Iterator
+from pathlib import Path
+
+from image_advisor.errors import AdvisorError
+
+LABEL = "org.image-advisor.trace"  # on every container the tool starts, so leftovers of a hard kill can be found
+
+
+def sdk():
+    """A Docker SDK client for the engine; AdvisorError when the SDK is missing or no engine answers."""
+    return _sdk(os.environ.get("DOCKER_HOST") or _context_endpoint())
+
+
+@functools.cache
+def _sdk(base_url: str | None):
+    try:
+        import docker as docker_sdk
+    except ImportError:
+        raise AdvisorError("reading an image from the engine needs the Docker SDK (pip install docker); "
+                           "a `docker save` archive or an OCI layout needs none") from None
+    try:
+        client = (docker_sdk.DockerClient(base_url=base_url, version="auto", timeout=600) if base_url
+                  else docker_sdk.from_env(version="auto", timeout=600))
+        client.ping()
+        return client
+    except docker_sdk.errors.DockerException as exc:
+        raise AdvisorError(f"no Docker engine answers at {base_url or 'the default socket'} ({exc}); "
+                           "start one, set DOCKER_HOST, or give the image as a `docker save` archive") from None
+
+
+@functools.cache
+def _context_endpoint() -> str | None:
+    """The docker CLI's current context endpoint, when there is no default socket."""
+    if Path("/var/run/docker.sock").exists() or not shutil.which("docker"):
+        return None
+    try:
+        out = subprocess.run(["docker", "context", "inspect", "--format", "{{.Endpoints.docker.Host}}"],
+                             capture_output=True, text=True, timeout=20, check=False).stdout.strip()
+    except (OSError, subprocess.TimeoutExpired):
+        return None
+    return out or None
+
+
+def engine_answers() -> bool:
+    try:
+        sdk()
+    except AdvisorError:
+        return False
+    return True
+
+
+def publish_address() -> str:
+    """Where a container publishes its port and this machine reaches it: 127.0.0.1 unless
+    IMAGE_ADVISOR_ADDRESS says otherwise (an engine running in a container of another engine)."""
+    return os.environ.get("IMAGE_ADVISOR_ADDRESS") or "127.0.0.1"
+
+
+def image_id(image: str) -> str | None:
+    """The image's id in the engine, or None when the engine does not hold it."""
+    from docker.errors import ImageNotFound
+
+    try:
+        return sdk().images.get(image).id
+    except ImageNotFound:
+        return None
+
+
+@contextlib.contextmanager
+def saved_image(image: str) -> Iterator[Path]:
+    """`docker save` the image into a temporary archive for the duration."""
+    from docker.errors import ImageNotFound
+
+    try:
+        found = sdk().images.get(image)
+    except ImageNotFound:
+        raise AdvisorError(f"no image {image!r} in this engine (build or pull it first, or give a file)") from None
+    with tempfile.TemporaryDirectory(prefix="image-advisor-") as tmp:
+        path = Path(tmp) / "image.tar"
+        with path.open("wb") as out:
+            for chunk in found.save(chunk_size=4 << 20, named=True):
+                out.write(chunk)
+        yield path
