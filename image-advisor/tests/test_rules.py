@@ -72,6 +72,16 @@ def test_hidden_copies_split_by_cause():
                            "overwritten-in-later-layer": 40}
 
 
+def test_hidden_copies_name_their_paths_and_both_instructions():
+    ev = evidence([BASE, layer("RUN apt-get update", ("var/lib/apt/lists/a", 600), ("var/lib/apt/lists/b", 400),
+                               ("etc/big", 50)),
+                   layer("RUN rm -rf /var/lib/apt/lists", ("var/lib/apt/.wh.lists", 0))])
+    [finding] = advise(ev).findings
+    assert finding.rule == "deleted-in-later-layer" and finding.bytes == 1000
+    assert finding.evidence[-1] == ("/var/lib/apt/lists/: 1.0 KB in 2 files, written by layer 1 (RUN apt-get update), "
+                                    "parent directory deleted in layer 2 (RUN rm -rf /var/lib/apt/lists)")
+
+
 def test_build_context_names_the_dockerignore_lines():
     ev = evidence([BASE, layer("COPY . /app", ("app/.git/objects/ab", 300), ("app/tests/test_x.py", 200),
                                ("app/explore.ipynb", 100), ("app/main.py", 50),

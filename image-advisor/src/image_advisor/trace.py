@@ -34,6 +34,9 @@ from image_advisor.errors import AdvisorError
 PROBE_DIR = "/.diagnose-probe"
 PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
 READY_TIMEOUT_S = 300  # the first answer of a large torch image on a slow machine
+# Someone else's image is run confined: no capabilities, no privilege gain, bounded memory, processes and logs.
+CONFINED = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "pids_limit": 512, "mem_limit": "4g",
+            "memswap_limit": "4g", "log_config": {"type": "json-file", "config": {"max-size": "10m", "max-file": "1"}}}
 SETTLE_S = 1.5  # three probe intervals after the last answer, so every process has written
 
 
@@ -169,7 +172,7 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
     container = None
     try:
         container = client.containers.create(
-            image, detach=True, labels={LABEL: "trace", **(labels or {})},
+            image, detach=True, labels={LABEL: "trace", **(labels or {})}, **CONFINED,
             environment={**(environment or {}), "PYTHONPATH": python_path, "DIAGNOSE_PROBE_OUT": f"{PROBE_DIR}/out"},
             ports={port: (publish_address(), None)} if port else {})
         if not container.put_archive("/", _probe_archive()):
@@ -222,10 +225,13 @@ def _exercise(container, base: str, requests: list[ProbeRequest], log) -> list[t
             pass
         container.reload()
         if container.status != "running":
-            raise AdvisorError(f"the service exited during the trace; its log ends:\n"
-                              f"{container.logs(tail=20).decode(errors='replace')}")
+            last = container.logs(tail=1).decode(errors="replace").strip()[-300:]
+            code = container.attrs.get("State", {}).get("ExitCode")
+            raise AdvisorError(f"the service exited (code {code}) during the trace"
+                               + (f"; its last log line: {last}" if last else ", printing nothing"))
         if time.monotonic() - started > READY_TIMEOUT_S:
-            raise AdvisorError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s")
+            raise AdvisorError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s (does the service listen on "
+                               "the first port its image exposes?)")
         time.sleep(0.25)
     answers = []
     for request in requests:
@@ -286,7 +292,7 @@ def bytecode_seconds(image: str, python: str, modules: list[str], timeout: float
                      labels: dict[str, str] | None = None) -> dict:
     """Run BYTECODE_TIMER in a throw-away container of the image: {"cold_s", "warm_s", "runs", "pyc_bytes"}."""
     container = sdk().containers.create(image, entrypoint=[python], command=["-c", BYTECODE_TIMER, json.dumps(modules)],
-                                        labels={LABEL: "bytecode", **(labels or {})})
+                                        labels={LABEL: "bytecode", **(labels or {})}, **CONFINED)
     try:
         container.start()
         result = container.wait(timeout=timeout)
