@@ -21,7 +21,7 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit advisor-test integration test clean clean-images engine-down engines \
+        serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed integration test clean clean-images engine-down engines \
         installers
 
 help:  ## list targets
@@ -128,6 +128,9 @@ lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 
 unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)
 	$(PY) -m pytest -q tests --ignore=tests/integration
+
+advisor-speed: $(VENV_STAMP)  ## image-advisor from a fresh venv, and beside dive --ci on naive_image (IMAGE=): results/advisor.json
+	$(PY) -m scripts.measure.advisor_speed $(if $(IMAGE),--image '$(IMAGE)')
 
 ADVISOR_VENV := .cache/advisor-venv
 advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv holding only it (no torch)

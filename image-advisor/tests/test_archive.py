@@ -13,9 +13,9 @@ import pytest
 from backports import zstd
 
 from image_advisor.archive import default_platform
-from image_advisor.engine import saved_image
+from image_advisor.engine import save_chunks, saved_image
 from image_advisor.errors import ArchiveError
-from image_advisor.layers import analyze, read_saved
+from image_advisor.layers import analyze, read_saved, read_stream
 
 OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
 OCI_ZSTD = "application/vnd.oci.image.layer.v1.tar+zstd"
@@ -235,3 +235,53 @@ def test_an_engine_image_reads_the_same_saved_and_as_zstd_and_gzip_layouts(tmp_p
     assert expected[2] == 4096 and "usr/lib/python3.11/site-packages/x-1.0.dist-info/RECORD" in expected[4]
     for compression in (OCI_ZSTD, OCI_GZIP, "estargz", OCI_TAR):
         assert summary(as_oci_layout(saved, tmp_path / compression.rsplit("+", 1)[-1], compression)) == expected
+
+
+def chunks_of(path: Path, size: int = 777) -> list[bytes]:
+    data = path.read_bytes()
+    return [data[i:i + size] for i in range(0, len(data), size)]
+
+
+def streamed(path: Path, platform: str = "") -> tuple:
+    saved = read_stream(chunks_of(path), platform)
+    analysis = analyze(saved.layers)
+    return ([x.created_by for x in saved.layers], [x.size for x in saved.layers], analysis.wasted_bytes,
+            {p: e.size for p, e in analysis.final.items()}, saved.captured)
+
+
+def test_a_save_stream_reads_as_the_file_does(tmp_path):
+    """docker save output parsed as it streams (never written): the same as the file, for both stores' layouts,
+    every compression, and a docker save whose repeated layer is a symlink to the first copy."""
+    expected = summary(docker_save(tmp_path / "saved.tar"))
+    assert streamed(tmp_path / "saved.tar") == expected
+    for n, compression in enumerate(COMPRESS):
+        layout = Layout()
+        path = layout.write(tmp_path / f"{n}.tar", layout.index([layout.image(compression)]))
+        assert streamed(path) == expected, compression
+    config = json.dumps({**CONFIG, "history": [{"created_by": "a"}, {"created_by": "b"}, {"created_by": "a again"}]})
+    files = {"c.json": config.encode(), "l0/layer.tar": LAYERS[0], "l1/layer.tar": LAYERS[1],
+             "manifest.json": json.dumps([{"Config": "c.json", "Layers": ["l0/layer.tar", "l1/layer.tar",
+                                                                         "l2/layer.tar"]}]).encode()}
+    with tarfile.open(tmp_path / "linked.tar", "w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+        link = tarfile.TarInfo("l2/layer.tar")
+        link.type, link.linkname = tarfile.SYMTYPE, "../l0/layer.tar"
+        tar.addfile(link)
+    assert streamed(tmp_path / "linked.tar")[1] == summary(tmp_path / "linked.tar")[1] == [*expected[1], expected[1][0]]
+
+
+def test_a_truncated_stream_is_one_line(tmp_path):
+    data = docker_save(tmp_path / "saved.tar").read_bytes()
+    with pytest.raises(ArchiveError, match="truncated or not a tar") as caught:
+        read_stream([data[:3000]])
+    assert "\n" not in str(caught.value)
+
+
+def test_the_engine_stream_reads_as_its_saved_file(tmp_path, engine_image):
+    tee = tmp_path / "tee.tar"
+    saved = read_stream(save_chunks(engine_image, tee))
+    assert [x.size for x in saved.layers] == [x.size for x in read_saved(tee).layers]
+    assert analyze(saved.layers).wasted_bytes == 4096

@@ -322,6 +322,25 @@ def _machine_line(data: dict) -> str:
     return f"_{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, measured {when}_"
 
 
+def advisor_speed_table() -> str:
+    """image-advisor/README.md: a fresh install, and the tool beside dive --ci (results/advisor.json)."""
+    data = _load("advisor.json")
+    if not data.get("side_by_side"):
+        return "(no results/advisor.json: run make advisor-speed)\n"
+    m, fresh = data["machine"], data["fresh_install"]
+    lines = [f"_{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('measured_at', '?')[:10]}; "
+             f"`{data['image']}` ({human_bytes(data['image_bytes'])}), {data['dive']}, median of {data['runs']} "
+             "alternating rounds (`make advisor-speed`)_", "",
+             f"`{fresh['command']}` (Python {fresh['python']}): {fresh['install_seconds']:.1f} s, a virtualenv of "
+             f"{human_bytes(fresh['venv_bytes'])}; the first report, `--no-trace --no-dive`, "
+             f"{fresh['install_to_first_report_seconds']:.1f} s after the install began.", "",
+             "| command | seconds | peak memory of the process |", "|---|---|---|"]
+    for name, row in data["side_by_side"].items():
+        runs = ", ".join(f"{x:.1f}" for x in row["seconds_runs"])
+        lines.append(f"| `{name}` | {row['seconds_median']:.1f} ({runs}) | {human_bytes(row['max_rss_bytes'])} |")
+    return "\n".join(lines) + "\n"
+
+
 def cuda_sizes() -> str:
     """docs/cuda.md: CPU and CUDA sizes and push sizes side by side, each with its ratio to its own naive."""
     cpu, cuda = _load("compare.json").get("variants", {}), _load("compare-cuda.json").get("variants", {})
@@ -425,6 +444,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "arm64": arm64_table,
+    "advisor-speed": advisor_speed_table,  # image-advisor/README.md
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,
     "cuda-libs": cuda_libs_table,
@@ -445,7 +465,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     **{f"figures-{v.name}": (lambda n=v.name: variant_figures(n)) for v in VARIANTS},
     **{f"diff-{v.name}": (lambda n=v.name: dockerfile_diff(n)) for v in VARIANTS if v.previous},
 }
-DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", *sorted((ROOT / "docs").glob("*.md")),
+DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", ROOT / "image-advisor" / "README.md",
+        *sorted((ROOT / "docs").glob("*.md")),
         *(v.dockerfile.parent / "README.md" for v in VARIANTS))
 
 

@@ -24,7 +24,7 @@ import platform as host_platform
 import posixpath
 import tarfile
 import zlib
-from collections.abc import Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, Protocol
@@ -125,6 +125,144 @@ def open_source(path: Path) -> Iterator[Source]:
         yield source
     finally:
         source.close()
+
+
+class ChunkReader(io.RawIOBase):
+    """A file over an iterator of byte chunks (the Docker SDK's `docker save` stream) that seeks forward: a seek
+    past data drops the chunks it covers without copying them, so tarfile reads a stream as it reads a file,
+    skipping what it does not need (its stream mode reads every byte through a buffer it copies)."""
+
+    def __init__(self, chunks: Iterable[bytes]):
+        self.chunks = iter(chunks)
+        self.pending = memoryview(b"")
+        self.position = 0
+
+    def readable(self) -> bool:
+        return True
+
+    def seekable(self) -> bool:
+        return True
+
+    def tell(self) -> int:
+        return self.position
+
+    def _fill(self) -> bool:
+        while not self.pending:
+            try:
+                self.pending = memoryview(next(self.chunks))
+            except StopIteration:
+                return False
+        return True
+
+    def readinto(self, buffer) -> int:
+        if not self._fill():
+            return 0
+        n = min(len(buffer), len(self.pending))
+        buffer[:n] = self.pending[:n]
+        self.pending = self.pending[n:]  # a view: no copy of what is left
+        self.position += n
+        return n
+
+    def read(self, size: int = -1) -> bytes:
+        """size bytes, fewer only at the end (tarfile takes a short read for a truncated archive)."""
+        parts = []
+        while (size < 0 or size > 0) and self._fill():
+            n = len(self.pending) if size < 0 else min(size, len(self.pending))
+            parts.append(self.pending[:n].tobytes())
+            self.pending = self.pending[n:]
+            self.position += n
+            size -= n if size > 0 else 0
+        return b"".join(parts)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.position + offset if whence == io.SEEK_CUR else -1
+        if target < self.position:
+            raise io.UnsupportedOperation("a stream seeks forward only")
+        while self.position < target and self._fill():
+            n = min(target - self.position, len(self.pending))
+            self.pending = self.pending[n:]
+            self.position += n
+        return self.position
+
+    def drain(self) -> None:
+        self.pending = memoryview(b"")
+        for _ in self.chunks:
+            pass
+
+
+def _looks_like_layer(name: str, head: bytes) -> bool:
+    return (head.startswith((GZIP_MAGIC, ZSTD_MAGIC)) or head[257:262] == b"ustar"
+            or posixpath.basename(name) == "layer.tar")
+
+
+class StreamSource:
+    """A `docker save` tar read once, as it streams: each layer parsed as it passes (parse_layer), every small
+    member (manifests, configs, indexes) kept; nothing written anywhere."""
+
+    MAX_KEPT = 16 << 20  # a member this large that is no layer is skipped
+
+    def __init__(self, chunks: Iterable[bytes], parse_layer: Callable[[tarfile.TarFile], object],
+                 label: str = "the engine's `docker save` stream"):
+        self.label = label
+        self.parse_layer = parse_layer
+        self.kept: dict[str, bytes] = {}
+        self.parsed: dict[str, object] = {}
+        self.links: dict[str, str] = {}
+        reader = ChunkReader(chunks)
+        try:
+            with tarfile.open(fileobj=reader, mode="r:") as tar:
+                for member in tar:
+                    tar.members.clear()  # what was read is kept here, not in tarfile's list of every member
+                    name = posixpath.normpath(member.name)
+                    if member.issym():
+                        self.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+                    elif member.islnk():
+                        self.links[name] = posixpath.normpath(member.linkname)
+                    elif member.isfile():
+                        self._member(name, tar.extractfile(member), member.size)
+            reader.drain()
+        except READ_ERRORS as exc:
+            raise ArchiveError(f"{self.label} is truncated or not a tar ({reason(exc)})") from None
+
+    def _member(self, name: str, data: IO[bytes] | None, size: int) -> None:
+        if data is None:
+            return
+        head = data.peek(512)[:512] if hasattr(data, "peek") else b""
+        if _looks_like_layer(name, head):
+            with tarfile.open(fileobj=decompressed(data), mode="r:") as members:
+                self.parsed[name] = self.parse_layer(members)
+        elif size <= self.MAX_KEPT:
+            self.kept[name] = data.read()
+
+    def _resolve(self, name: str) -> str:
+        name = _inside(name)
+        for _ in range(8):
+            if name not in self.links:
+                break
+            name = self.links[name]
+        return name
+
+    def exists(self, name: str) -> bool:
+        name = self._resolve(name)
+        return name in self.kept or name in self.parsed
+
+    def open(self, name: str) -> IO[bytes]:
+        found = self.kept.get(self._resolve(name))
+        if found is None:
+            raise ArchiveError(f"{self.label} has no {name}")
+        return io.BytesIO(found)
+
+    def parsed_layer(self, layer: LayerRef):
+        name = self._resolve(layer.name)
+        if name in self.parsed:
+            return self.parsed[name]
+        if name in self.kept:  # a layer whose first bytes did not say so (an empty tar): parse it now
+            with layer_tar(self, layer) as members:
+                return self.parse_layer(members)
+        raise ArchiveError(f"{self.label} has no layer {layer.name}")
+
+    def close(self) -> None:
+        pass
 
 
 @dataclass(frozen=True)
@@ -266,7 +404,7 @@ with contextlib.suppress(ImportError):
 def layer_tar(source: Source, layer: LayerRef) -> Iterator[tarfile.TarFile]:
     """The layer as a streamed tar (read its members in order, once); ArchiveError when it is not one."""
     try:
-        with source.open(layer.name) as raw, tarfile.open(fileobj=decompressed(raw), mode="r|") as members:
+        with source.open(layer.name) as raw, tarfile.open(fileobj=decompressed(raw), mode="r:") as members:
             yield members
     except READ_ERRORS as exc:
         raise ArchiveError(f"{source.label}: layer {layer.name} is truncated or not a tar ({reason(exc)})") from None

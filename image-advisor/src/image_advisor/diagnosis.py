@@ -13,7 +13,6 @@ the composition in fixed categories, dive's verdict where dive is installed, and
 
 from __future__ import annotations
 
-import contextlib
 import json
 import os
 import re
@@ -21,14 +20,13 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
 from image_advisor import REPORT_SCHEMA, __version__
 from image_advisor.archive import is_docker_archive, is_file_reference
 from image_advisor.composition import DEV_DISTRIBUTIONS, canonical, composition, file_categories
-from image_advisor.engine import engine_answers, saved_image, sdk
+from image_advisor.engine import engine_answers, save_chunks, saved_image, sdk
 from image_advisor.errors import AdvisorError
 from image_advisor.layers import (
     Analysis,
@@ -42,6 +40,7 @@ from image_advisor.layers import (
     os_release,
     python_distributions,
     read_saved,
+    read_stream,
 )
 from image_advisor.profile import Profile
 from image_advisor.rules import Evidence, Reference, advise
@@ -58,16 +57,6 @@ def log(msg: str) -> None:
 
 def cache_dir() -> Path:
     return Path(os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache") / "image-advisor"
-
-
-@contextlib.contextmanager
-def image_file(image: str) -> Iterator[Path]:
-    """The image as a file: the path itself where image names one, else a `docker save` of it."""
-    if is_file_reference(image):
-        yield Path(image).expanduser()
-    else:
-        with saved_image(image) as archive:
-            yield archive
 
 
 def _plain(line: str) -> str:
@@ -132,13 +121,21 @@ def examine(image: str, profile: Profile | None = None, with_dive: bool = True, 
             platform: str = "") -> Examined:
     """Everything the report says about the bytes; also draws the treemap when treemap_path is given."""
     profile = profile or Profile()
-    with image_file(image) as archive:
+    dive: dict = {}
+    if is_file_reference(image):
+        archive = Path(image).expanduser()
         saved = read_saved(archive, platform)
-        dive: dict = {}
-        if with_dive and (not is_file_reference(image) or is_docker_archive(archive)):
+        if with_dive and is_docker_archive(archive):
             dive = dive_report(archive, profile.dive_rules)
         elif with_dive:
             dive = {"skipped": "dive reads `docker save` archives and engine images, not OCI layouts"}
+    else:
+        # The engine's `docker save` is read as it streams; only dive needs it on disk.
+        with tempfile.TemporaryDirectory(prefix="image-advisor-") as tmp:
+            tee = Path(tmp) / "image.tar" if with_dive else None
+            saved = read_stream(save_chunks(image, tee), platform)
+            if tee is not None:
+                dive = dive_report(tee, profile.dive_rules)
     analysis = analyze(saved.layers)
     final = analysis.final
     pkgs = os_packages(saved, final)

@@ -10,9 +10,11 @@ from __future__ import annotations
 import contextlib
 import functools
 import os
+import queue
 import shutil
 import subprocess
 import tempfile
+import threading
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -78,6 +80,50 @@ def image_id(image: str) -> str | None:
         return sdk().images.get(image).id
     except ImageNotFound:
         return None
+
+
+CHUNK = 4 << 20
+READ_AHEAD = 8  # chunks received ahead of the parser: the engine keeps saving while a layer is parsed (32 MiB)
+
+
+def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
+    """`docker save` of the image as a stream of chunks, received by a thread of its own up to READ_AHEAD chunks
+    ahead of the consumer; a copy written to tee where one is given (for dive)."""
+    from docker.errors import DockerException, ImageNotFound
+
+    try:
+        found = sdk().images.get(image)
+    except ImageNotFound:
+        raise AdvisorError(f"no image {image!r} in this engine (build or pull it first, or give a file)") from None
+    received: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    stop = threading.Event()
+
+    def receive() -> None:
+        try:
+            with tee.open("wb") if tee else contextlib.nullcontext() as out:
+                for chunk in found.save(chunk_size=CHUNK, named=True):
+                    if out is not None:
+                        out.write(chunk)
+                    while not stop.is_set():
+                        try:
+                            received.put(chunk, timeout=1)
+                            break
+                        except queue.Full:
+                            continue
+                    if stop.is_set():
+                        return
+            received.put(None)
+        except (DockerException, OSError) as exc:
+            received.put(AdvisorError(f"docker save {image} failed: {exc}"))
+
+    threading.Thread(target=receive, name="docker-save", daemon=True).start()
+    try:
+        while (item := received.get()) is not None:
+            if isinstance(item, AdvisorError):
+                raise item
+            yield item
+    finally:
+        stop.set()  # a consumer that stops early (an error) lets the thread end
 
 
 @contextlib.contextmanager

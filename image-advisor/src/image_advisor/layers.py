@@ -22,7 +22,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from image_advisor.archive import image_manifest, layer_tar, open_source
+from image_advisor.archive import StreamSource, image_manifest, layer_tar, open_source
 
 WHITEOUT = ".wh."
 SITE_PACKAGES = re.compile(r"(^|/)(site|dist)-packages$")  # where installed distributions live
@@ -32,7 +32,7 @@ CAPTURE_SUFFIXES = (".dist-info/RECORD", ".dist-info/METADATA")
 CAPTURE_PREFIXES = ("var/lib/dpkg/status", "var/lib/dpkg/info/", "etc/os-release", "usr/lib/os-release")
 
 
-@dataclass(frozen=True)
+@dataclass(frozen=True, slots=True)
 class Entry:
     """One tar member of a layer: a file, dir, link or whiteout."""
 
@@ -164,34 +164,69 @@ def _wants(path: str) -> bool:
             or (path.startswith("usr/share/doc/") and path.endswith("/copyright") and path.count("/") == 4))
 
 
+@dataclass
+class ParsedLayer:
+    """One layer read once: its entries, the text files worth keeping, and the paths its whiteouts hide."""
+
+    entries: list[Entry]
+    captured: dict[str, str]
+    whiteouts: list[str]
+
+
+def parse_layer(members: tarfile.TarFile) -> ParsedLayer:
+    """Read a layer's tar stream once, in order."""
+    entries: list[Entry] = []
+    captured: dict[str, str] = {}
+    whiteouts: list[str] = []
+    for member in members:
+        members.members.clear()  # tarfile would keep every member it has read: a layer's entries are kept here
+        path = normalize(member.name)
+        if not path:
+            continue
+        size = member.size if member.isfile() else 0
+        entries.append(Entry(path, size, _kind(member), member.mode))
+        if member.isfile() and _wants(path) and size < 50_000_000:
+            data = members.extractfile(member)
+            captured[path] = data.read().decode("utf-8", errors="replace") if data else ""
+        elif posixpath.basename(path).startswith(WHITEOUT):
+            whiteouts.append(posixpath.join(posixpath.dirname(path), posixpath.basename(path)[len(WHITEOUT):]))
+    return ParsedLayer(entries, captured, whiteouts)
+
+
+def assemble(config: dict, parsed: list[ParsedLayer]) -> SavedImage:
+    """The layers bottom first with their history, and the captured files that survive them all."""
+    history = [h for h in config.get("history", []) if not h.get("empty_layer")]
+    layers: list[Layer] = []
+    captured: dict[str, str] = {}
+    for n, layer in enumerate(parsed):
+        for target in layer.whiteouts:  # a whiteout hides what the layers below wrote
+            for key in [k for k in captured if k == target or k.startswith(target + "/")]:
+                del captured[key]
+        captured.update(layer.captured)
+        created_by = history[n].get("created_by", "") if n < len(history) else ""
+        layers.append(Layer(created_by, layer.entries, sum(e.size for e in layer.entries)))
+    return SavedImage(layers, config, captured)
+
+
 def read_saved(path: Path, platform: str = "") -> SavedImage:
     """Parse an image given as a file into layers with history: a `docker save` archive (Docker's
     manifest.json, or the OCI layout the containerd image store writes) or an OCI image layout, as a
     tar or a directory; layers plain, gzip or zstd (archive.py)."""
     with open_source(path) as source:
         config, refs = image_manifest(source, platform)
-        history = [h for h in config.get("history", []) if not h.get("empty_layer")]
-        layers: list[Layer] = []
-        captured: dict[str, str] = {}
-        for n, ref in enumerate(refs):
-            entries: list[Entry] = []
-            with layer_tar(source, ref) as inner:
-                for member in inner:
-                    path = normalize(member.name)
-                    if not path:
-                        continue
-                    size = member.size if member.isfile() else 0
-                    entries.append(Entry(path, size, _kind(member), member.mode))
-                    if member.isfile() and _wants(path) and size < 50_000_000:
-                        data = inner.extractfile(member)
-                        captured[path] = data.read().decode("utf-8", errors="replace") if data else ""
-                    elif posixpath.basename(path).startswith(WHITEOUT):
-                        target = posixpath.join(posixpath.dirname(path), posixpath.basename(path)[len(WHITEOUT):])
-                        for key in [k for k in captured if k == target or k.startswith(target + "/")]:
-                            del captured[key]
-            created_by = history[n].get("created_by", "") if n < len(history) else ""
-            layers.append(Layer(created_by, entries, sum(e.size for e in entries)))
-    return SavedImage(layers, config, captured)
+        parsed = []
+        for ref in refs:
+            with layer_tar(source, ref) as members:
+                parsed.append(parse_layer(members))
+    return assemble(config, parsed)
+
+
+def read_stream(chunks: Iterable[bytes], platform: str = "") -> SavedImage:
+    """The same from `docker save` output as it arrives (the engine's stream, never written to disk):
+    every layer is parsed as it passes, and put in order once the manifest, which comes last, is read."""
+    source = StreamSource(chunks, parse_layer)
+    config, refs = image_manifest(source, platform)
+    return assemble(config, [source.parsed_layer(ref) for ref in refs])
 
 
 # --- attribution -------------------------------------------------------------------------------
