@@ -338,6 +338,8 @@ def advisor_speed_table() -> str:
     for name, row in data["side_by_side"].items():
         runs = ", ".join(f"{x:.1f}" for x in row["seconds_runs"])
         lines.append(f"| `{name}` | {row['seconds_median']:.1f} ({runs}) | {human_bytes(row['max_rss_bytes'])} |")
+    lines += ["", "Peak memory is the process's largest resident set; where the tool runs dive, the larger of the "
+              "two processes. The trace's container is not counted."]
     return "\n".join(lines) + "\n"
 
 
