@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import io
 import os
-import tarfile
 
 import pytest
+from tarballs import tar_bytes
 
 from image_advisor.engine import sdk
 from image_advisor.errors import AdvisorError
@@ -25,13 +25,7 @@ def context_tar() -> bytes:
              "usr/lib/python3.11/site-packages/x-1.0.dist-info/RECORD": b"x/__init__.py,,3\n",
              "usr/lib/python3.11/site-packages/x/__init__.py": b"x=1", "junk.bin": b"j" * 4096,
              "junk-new.bin": b"new"}
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+    return tar_bytes(files)
 
 
 @pytest.fixture(scope="session")

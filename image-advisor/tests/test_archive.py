@@ -11,6 +11,7 @@ from pathlib import Path
 
 import pytest
 from backports import zstd
+from tarballs import tar_bytes
 
 from image_advisor.archive import default_platform
 from image_advisor.engine import save_chunks, saved_image
@@ -24,16 +25,7 @@ MANIFEST = "application/vnd.oci.image.manifest.v1+json"
 INDEX = "application/vnd.oci.image.index.v1+json"
 
 
-def layer_tar(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-        for name in whiteouts:
-            tar.addfile(tarfile.TarInfo(name))
-    return buf.getvalue()
+layer_tar = tar_bytes
 
 
 LAYERS = [layer_tar({"app/a.bin": b"a" * 5000, "etc/os-release": b'ID=debian\nVERSION_ID="12"\n',

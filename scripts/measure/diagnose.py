@@ -20,11 +20,10 @@ import sys
 from pathlib import Path
 
 from image_advisor.archive import is_file_reference
-from image_advisor.cli import Options, run
+from image_advisor.cli import Options, run, size_argument
 from image_advisor.diagnosis import examine
 from image_advisor.errors import AdvisorError
 from image_advisor.layers import SavedImage
-from image_advisor.units import byte_count
 
 from scripts.infra.engine import PROJECT_LABEL, EngineError, ensure_engine, finish_cleanly_on_sigterm, publish_address
 from scripts.measure.advisor_profile import profile
@@ -42,13 +41,6 @@ def analyze_image(image: str, variant: Variant | None = None, with_dive: bool = 
     return examined.report, examined.saved
 
 
-def _size(text: str) -> int:
-    try:
-        return byte_count(text)
-    except ValueError as exc:
-        raise argparse.ArgumentTypeError(str(exc)) from None
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     group = ap.add_mutually_exclusive_group()
@@ -62,7 +54,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--no-trace", action="store_true", help="leave out the run-time trace (and the rules that need it)")
     ap.add_argument("--probe", default="", help='requests for the trace: \'POST /classify {"text": "hi"} | GET /\'')
     ap.add_argument("--baseline", default="", help="an image, or a results/diagnose/*.json, to compare against")
-    ap.add_argument("--fail-above", type=_size, default=None, metavar="BYTES",
+    ap.add_argument("--fail-above", type=size_argument, default=None, metavar="BYTES",
                     help="exit 3 when more bytes than this are addressable (500MB, 1.2GB and 123456 are understood)")
     ap.add_argument("--max-growth", type=float, default=None, metavar="PCT",
                     help="with --baseline: exit 3 when the image grew by more than PCT %%")

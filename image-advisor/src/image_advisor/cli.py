@@ -130,7 +130,8 @@ def run(options: Options) -> tuple[int, dict | None]:
     return (3 if failed else 0), report
 
 
-def _size(text: str) -> int:
+def size_argument(text: str) -> int:
+    """argparse's type for a size: '500MB' -> 500000000."""
     try:
         return byte_count(text)
     except ValueError as exc:
@@ -150,7 +151,7 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--no-dive", action="store_true", help="leave out dive's figures and verdict")
     ap.add_argument("--probe", default="", help='requests for the trace: \'POST /predict {"text": "hi"} | GET /\'')
     ap.add_argument("--baseline", default="", help="an image, archive or earlier report (.json) to compare against")
-    ap.add_argument("--fail-above", type=_size, default=None, metavar="BYTES",
+    ap.add_argument("--fail-above", type=size_argument, default=None, metavar="BYTES",
                     help="exit 3 when more bytes than this are addressable (500MB, 1.2GB and 123456 are understood)")
     ap.add_argument("--max-growth", type=float, default=None, metavar="PCT",
                     help="with --baseline: exit 3 when the image grew by more than PCT %%")

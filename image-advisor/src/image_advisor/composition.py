@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import re
 from collections import defaultdict
+from collections.abc import Iterable
 
 from image_advisor.layers import Analysis, SavedImage, distribution_files
 
@@ -77,13 +78,18 @@ def runtime_closure(saved: SavedImage, roots: set[str]) -> set[str]:
         if path.endswith(".dist-info/METADATA"):
             name = path.rsplit("/", 2)[-2].removesuffix(".dist-info").rsplit("-", 1)[0]
             requires[canonical(name)] = dependencies(text)
-    needed, todo = set(), [r for r in roots if r in requires]
+    return closure(roots, requires)
+
+
+def closure(roots: Iterable[str], requires: dict[str, set[str]]) -> set[str]:
+    """roots and everything they require, among the distributions requires knows."""
+    seen, todo = set(), [r for r in roots if r in requires]
     while todo:
         name = todo.pop()
-        if name not in needed:
-            needed.add(name)
+        if name not in seen:
+            seen.add(name)
             todo.extend(d for d in requires.get(name, ()) if d in requires)
-    return needed
+    return seen
 
 
 def distribution_category(name: str, runtime: set[str] | None) -> str:

@@ -24,7 +24,7 @@ from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import asdict, dataclass, field
 
-from image_advisor.composition import DEV_DISTRIBUTIONS, canonical, dependencies
+from image_advisor.composition import DEV_DISTRIBUTIONS, canonical, closure, dependencies
 from image_advisor.layers import (
     Analysis,
     SavedImage,
@@ -185,21 +185,11 @@ def _requires(saved: SavedImage) -> dict[str, set[str]]:
     return out
 
 
-def _closure(roots: Iterable[str], requires: dict[str, set[str]]) -> set[str]:
-    seen, todo = set(), [r for r in roots if r in requires]
-    while todo:
-        name = todo.pop()
-        if name not in seen:
-            seen.add(name)
-            todo.extend(d for d in requires.get(name, ()) if d in requires)
-    return seen
-
-
 def exclusive_closure(targets: set[str], requires: dict[str, set[str]]) -> set[str]:
     """targets and what only they need: the closure of targets minus what every other top-level needs."""
     required_by_someone = {d for deps in requires.values() for d in deps}
     tops = {name for name in requires if name not in required_by_someone} - targets
-    return _closure(targets, requires) - _closure(tops, requires)
+    return closure(targets, requires) - closure(tops, requires)
 
 
 class Rules:
