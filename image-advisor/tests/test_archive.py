@@ -7,6 +7,7 @@ import hashlib
 import io
 import json
 import tarfile
+import time
 from pathlib import Path
 
 import pytest
@@ -277,3 +278,22 @@ def test_the_engine_stream_reads_as_its_saved_file(tmp_path, engine_image):
     saved = read_stream(save_chunks(engine_image, tee))
     assert [x.size for x in saved.layers] == [x.size for x in read_saved(tee).layers]
     assert analyze(saved.layers).wasted_bytes == 4096
+
+
+def test_a_decompression_bomb_is_refused_without_being_read(tmp_path, monkeypatch):
+    """A gzip layer whose one file claims 50 MB of zeros (50 KB compressed), above a floor lowered to 1 MB."""
+    import image_advisor.archive as archive
+
+    monkeypatch.setattr(archive, "BOMB_FLOOR", 1 << 20)
+    layout = Layout()
+    bomb = gzip.compress(tar_bytes({"zeros": bytes(50_000_000)}))
+    assert len(bomb) < 100_000
+    manifest = {"schemaVersion": 2, "mediaType": MANIFEST, "config": layout.put(CONFIG, ""),
+                "layers": [layout.put(bomb, OCI_GZIP)]}
+    path = layout.write(tmp_path / "bomb.tar", layout.index([layout.put(manifest, MANIFEST)]))
+    started = time.perf_counter()
+    with pytest.raises(ArchiveError, match=r"decompresses to more than [\d,]+: refused \(a decompression bomb\?\)$"):
+        read_saved(path)
+    assert time.perf_counter() - started < 2
+    with pytest.raises(ArchiveError, match="decompression bomb"):
+        read_stream(chunks_of(path, 1 << 16))

@@ -52,6 +52,8 @@ class Source(Protocol):
 
     def exists(self, name: str) -> bool: ...
 
+    def size(self, name: str) -> int: ...
+
     def open(self, name: str) -> IO[bytes]: ...
 
 
@@ -73,6 +75,10 @@ class TarSource:
 
     def exists(self, name: str) -> bool:
         return _inside(name) in self.members
+
+    def size(self, name: str) -> int:
+        member = self.members.get(_inside(name))
+        return member.size if member is not None else 0
 
     def open(self, name: str) -> IO[bytes]:
         member = self.members.get(_inside(name))
@@ -101,6 +107,9 @@ class DirSource:
 
     def exists(self, name: str) -> bool:
         return self._path(name).is_file()
+
+    def size(self, name: str) -> int:
+        return self._path(name).stat().st_size
 
     def open(self, name: str) -> IO[bytes]:
         path = self._path(name)
@@ -229,7 +238,7 @@ class StreamSource:
             return
         head = data.peek(512)[:512] if hasattr(data, "peek") else b""
         if _looks_like_layer(name, head):
-            with tarfile.open(fileobj=decompressed(data), mode="r:") as members:
+            with tarfile.open(fileobj=decompressed(data, size), mode="r:") as members:
                 self.parsed[name] = self.parse_layer(members)
         elif size <= self.MAX_KEPT:
             self.kept[name] = data.read()
@@ -245,6 +254,9 @@ class StreamSource:
     def exists(self, name: str) -> bool:
         name = self._resolve(name)
         return name in self.kept or name in self.parsed
+
+    def size(self, name: str) -> int:
+        return len(self.kept.get(self._resolve(name), b""))
 
     def open(self, name: str) -> IO[bytes]:
         found = self.kept.get(self._resolve(name))
@@ -380,14 +392,51 @@ def _zstd_reader(raw: IO[bytes]) -> IO[bytes]:
     return zstd.ZstdFile(raw)
 
 
-def decompressed(raw: IO[bytes]) -> IO[bytes]:
-    """raw, decompressed by what its first bytes say it is: gzip, zstd or a plain tar."""
+BOMB_RATIO = 100  # a compressed layer may expand this many times ...
+BOMB_FLOOR = 1 << 30  # ... or to this many bytes, whichever is more; past that it is refused
+
+
+class Bounded:
+    """A decompressed layer that refuses to be read or skipped past limit bytes (a decompression bomb costs
+    a line, not the machine's time)."""
+
+    def __init__(self, inner: IO[bytes], compressed: int):
+        self.inner = inner
+        self.compressed = compressed
+        self.limit = max(BOMB_RATIO * compressed, BOMB_FLOOR)
+
+    def _refuse_past(self, target: int) -> None:
+        if target > self.limit:
+            raise ArchiveError(f"a layer of {self.compressed:,} compressed bytes decompresses to more than "
+                               f"{self.limit:,}: refused (a decompression bomb?)")
+
+    def read(self, size: int = -1) -> bytes:
+        self._refuse_past(self.inner.tell() + (size if size >= 0 else self.limit + 1))
+        return self.inner.read(size)
+
+    def seek(self, offset: int, whence: int = io.SEEK_SET) -> int:
+        target = offset if whence == io.SEEK_SET else self.inner.tell() + offset if whence == io.SEEK_CUR else -1
+        if whence == io.SEEK_END:
+            raise io.UnsupportedOperation("a compressed layer has no known end")
+        self._refuse_past(target)
+        return self.inner.seek(target)
+
+    def tell(self) -> int:
+        return self.inner.tell()
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def decompressed(raw: IO[bytes], compressed: int = 0) -> IO[bytes]:
+    """raw, decompressed by what its first bytes say it is: gzip, zstd or a plain tar; a compressed one is
+    Bounded by its compressed size (compressed, when known)."""
     buffered = raw if hasattr(raw, "peek") else io.BufferedReader(raw)  # type: ignore[arg-type]
     head = buffered.peek(4)[:4]
     if head.startswith(GZIP_MAGIC):
-        return gzip.GzipFile(fileobj=buffered, mode="rb")
+        return Bounded(gzip.GzipFile(fileobj=buffered, mode="rb"), compressed)  # type: ignore[return-value]
     if head.startswith(ZSTD_MAGIC):
-        return _zstd_reader(buffered)
+        return Bounded(_zstd_reader(buffered), compressed)  # type: ignore[return-value]
     return buffered
 
 
@@ -404,7 +453,8 @@ with contextlib.suppress(ImportError):
 def layer_tar(source: Source, layer: LayerRef) -> Iterator[tarfile.TarFile]:
     """The layer as a streamed tar (read its members in order, once); ArchiveError when it is not one."""
     try:
-        with source.open(layer.name) as raw, tarfile.open(fileobj=decompressed(raw), mode="r:") as members:
+        with source.open(layer.name) as raw, \
+                tarfile.open(fileobj=decompressed(raw, source.size(layer.name)), mode="r:") as members:
             yield members
     except READ_ERRORS as exc:
         raise ArchiveError(f"{source.label}: layer {layer.name} is truncated or not a tar ({reason(exc)})") from None
