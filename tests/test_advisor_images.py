@@ -185,3 +185,34 @@ def test_root_user_is_attack_surface(images):
     made, _ = images
     [finding] = diagnose(made["attack-surface"])["findings"]
     assert finding["rule"] == "attack-surface" and finding["evidence"] == ["runs as root (no USER, or USER 0)"]
+
+
+def roles_of(image: str) -> dict[str, str]:
+    foreign = profile(None, ours=False)
+    examined = examine(image, foreign, with_dive=False)
+    trace, bytecode = run_trace(image, parse_requests("GET /"), examined)
+    advise_image(examined, trace, bytecode, foreign)
+    return examined.report["distribution_roles"]
+
+
+def test_each_distribution_gets_its_role_from_the_image_and_the_trace(images):
+    """A service of another shape (a stdlib HTTP server, its one dependency copied into dist-packages, no pip):
+    no profile says what it runs on, and no role comes from this repository's requirement files."""
+    made, _ = images
+    assert roles_of(made["dev-distributions"]) == {"mixedlib": "imported while the service answered",
+                                                   "pytest": "a known test, lint, notebook or build tool"}
+    assert roles_of(made["never-imported"]) == {"mixedlib": "imported while the service answered",
+                                                "unusedlib": "never imported during the trace"}
+
+
+def test_a_service_that_exits_at_once_is_one_line(images, tmp_path):
+    ctx = tmp_path / "exits"
+    ctx.mkdir()
+    tag = build(ctx, f'FROM {TAG}-clean\nENTRYPOINT ["{PY}", "-c", "import sys; sys.exit(3)"]\n', f"{TAG}-exits")
+    try:
+        examined = examine(tag, with_dive=False)
+        trace, _ = run_trace(tag, parse_requests("GET /"), examined)
+    finally:
+        docker("rmi", "-f", tag, check=False)
+    assert not trace.ok
+    assert trace.reason == "the trace failed: the service exited (code 3) during the trace, printing nothing"
