@@ -21,7 +21,7 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed integration test clean clean-images engine-down engines \
+        serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
         installers
 
 help:  ## list targets
@@ -131,6 +131,9 @@ unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an
 
 advisor-speed: $(VENV_STAMP)  ## image-advisor from a fresh venv, and beside dive --ci on naive_image (IMAGE=): results/advisor.json
 	$(PY) -m scripts.measure.advisor_speed $(if $(IMAGE),--image '$(IMAGE)')
+
+advisor-image: $(VENV_STAMP)  ## image-advisor's own image, built, then diagnosed by itself: results/advisor-image.json
+	$(PY) -m scripts.images.advisor_image
 
 ADVISOR_VENV := .cache/advisor-venv
 advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv holding only it (no torch)

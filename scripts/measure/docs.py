@@ -343,6 +343,20 @@ def advisor_speed_table() -> str:
     return "\n".join(lines) + "\n"
 
 
+def advisor_image_table() -> str:
+    """image-advisor/README.md: the tool's own image, as its own report sees it (results/advisor-image.json)."""
+    data = _load("advisor-image.json")
+    if not data.get("diagnosed"):
+        return "(no results/advisor-image.json: run make advisor-image)\n"
+    seen = data["diagnosed"]
+    lines = [f"_`make advisor-image`, {data['machine'].get('measured_at', '?')[:10]}: FROM `{data['base']}`_", "",
+             f"`{data['image']}` is {human_bytes(data['size_bytes'])} in {seen['layers']} layers. Its own report "
+             f"(`--no-trace`) finds {human_bytes(seen['addressable_bytes'])} addressable:", "",
+             "| finding | bytes |", "|---|---|"]
+    lines += [f"| `{rule}` | {human_bytes(size) if size else '-'} |" for rule, size in seen["findings"]]
+    return "\n".join(lines) + "\n"
+
+
 def cuda_sizes() -> str:
     """docs/cuda.md: CPU and CUDA sizes and push sizes side by side, each with its ratio to its own naive."""
     cpu, cuda = _load("compare.json").get("variants", {}), _load("compare-cuda.json").get("variants", {})
@@ -447,6 +461,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
+    "advisor-image": advisor_image_table,  # image-advisor/README.md
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,
     "cuda-libs": cuda_libs_table,
