@@ -61,7 +61,8 @@ def test_generated_figures_are_current():
     assert docs.stale() == []
 
 
-@pytest.mark.parametrize("block", ["memory", "figures-slim_image", "compare-summary", "composition"])
+@pytest.mark.parametrize("block", ["memory", "figures-slim_image", "compare-summary", "composition",
+                                   "engines-build-ratio", "advisor-speed", "advisor-image"])
 def test_an_edited_figure_is_stale(tmp_path, monkeypatch, block):
     page = tmp_path / "README.md"
     current = docs.rendered(f"<!-- begin {block} -->\n<!-- end {block} -->")

@@ -322,6 +322,20 @@ def _machine_line(data: dict) -> str:
     return f"_{machine.get('cpu', '?')}, {machine.get('cores', '?')} cores, measured {when}_"
 
 
+def engines_build_ratio() -> str:
+    """docs/engines.md: how much longer cold builds took on the containerd store than on the classic one."""
+    engines = _load("engines.json").get("engines", {})
+    classic = engines.get("docker26", {}).get("images", {})
+    containerd = engines.get("docker26-containerd", {}).get("images", {})
+    ratios = {n: containerd[n]["build_seconds"] / classic[n]["build_seconds"] for n in classic
+              if n in containerd and classic[n].get("build_seconds") and containerd[n].get("build_seconds")}
+    if not ratios:
+        return "  (no results/engines.json: run make engines)\n"
+    low, high = min(ratios, key=ratios.get), max(ratios, key=ratios.get)
+    return (f"  {ratios[low]:.2f}-{ratios[high]:.2f}x as long ({low} {ratios[low]:.2f}x, "
+            f"{high} {ratios[high]:.2f}x).\n  ")
+
+
 def advisor_speed_table() -> str:
     """image-advisor/README.md: a fresh install, and the tool beside dive --ci (results/advisor.json)."""
     data = _load("advisor.json")
@@ -461,6 +475,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
+    "engines-build-ratio": engines_build_ratio,  # docs/engines.md
     "advisor-image": advisor_image_table,  # image-advisor/README.md
     "cuda-sizes": cuda_sizes,
     "cuda-compare": cuda_compare,

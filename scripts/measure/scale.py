@@ -105,7 +105,7 @@ def markdown(data: dict) -> str:
     lines = [f"_{data['machine'].get('cpu', '?')}, {data['machine'].get('cores', '?')} cores, "
              f"{data['machine'].get('measured_at', '?')[:10]}; swarm of {data['nodes']} fresh nodes_", "",
              "| variant | image size | first replica answers (service create) | "
-             f"1 → {data['nodes']} replicas, all answering | single-node fresh node (make compare) |",
+             f"1 → {data['nodes']} replicas, all answering | single-node fresh node (make compare, the same day) |",
              "|---|---|---|---|---|"]
     for name, r in rows.items():
         fresh = f"{r['fresh_node_seconds']:.1f} s" if r.get("fresh_node_seconds") else "-"
