@@ -297,3 +297,17 @@ def test_a_decompression_bomb_is_refused_without_being_read(tmp_path, monkeypatc
     assert time.perf_counter() - started < 2
     with pytest.raises(ArchiveError, match="decompression bomb"):
         read_stream(chunks_of(path, 1 << 16))
+
+
+def test_a_cycle_of_links_is_one_line(tmp_path):
+    with tarfile.open(tmp_path / "cycle.tar", "w") as tar:
+        data = json.dumps([{"Config": "a", "Layers": []}]).encode()
+        info = tarfile.TarInfo("manifest.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+        for name, target in (("a", "b"), ("b", "a")):
+            link = tarfile.TarInfo(name)
+            link.type, link.linkname = tarfile.SYMTYPE, target
+            tar.addfile(link)
+    with pytest.raises(ArchiveError, match="has no a$"):
+        read_saved(tmp_path / "cycle.tar")

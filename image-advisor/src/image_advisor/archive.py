@@ -82,7 +82,9 @@ class TarSource:
 
     def open(self, name: str) -> IO[bytes]:
         member = self.members.get(_inside(name))
-        while member is not None and member.issym():  # docker save links repeated layers to the first copy
+        for _ in range(8):  # docker save links a repeated layer to its first copy; a cycle of links ends here
+            if member is None or not member.issym():
+                break
             member = self.members.get(_inside(posixpath.normpath(posixpath.join(posixpath.dirname(member.name),
                                                                                 member.linkname))))
         found = self.tar.extractfile(member) if member is not None and (member.isfile() or member.islnk()) else None
