@@ -65,13 +65,13 @@ bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins wher
 wheels: $(VENV_STAMP)  ## download every wheel the images need into ./wheelhouse
 	$(PY) -m scripts.infra.wheelhouse --flavor $(or $(FLAVOR),cpu)
 
-build-all: $(MODEL_STAMP)  ## build all six images (cold), record size and build time
+build-all: $(VENV_STAMP)  ## build all six images (cold), record size and build time
 	$(PY) -m scripts.images.build
 
 smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GPU=1 adds --gpus all)
 	$(PY) -m scripts.images.smoke
 
-compare: $(MODEL_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
+compare: $(VENV_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.measure.compare
 
 startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.{json,png}
@@ -142,7 +142,7 @@ advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv
 	$(ADVISOR_VENV)/bin/pip install --quiet './image-advisor[pictures,test]'
 	cd image-advisor && IMAGE_ADVISOR_NEED_ENGINE=1 ../$(ADVISOR_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
-integration: $(MODEL_STAMP)  ## build all six images from scratch and smoke-test them
+integration: $(VENV_STAMP)  ## build all six images from scratch and smoke-test them
 	$(PY) -m pytest -q tests/integration
 
 test: lint unit advisor-test integration  ## everything CI runs

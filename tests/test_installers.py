@@ -17,11 +17,14 @@ def dockerfile_at(commit: str) -> str:
 
 
 def test_the_pip_baseline_is_layered_image_before_uv():
-    before = dockerfile_at(installers.PIP_COMMIT)
     now = (ROOT / "layered_image" / "Dockerfile").read_text()
+    before = installers.pip_baseline(now)
+    assert "COPY model /opt/model" in dockerfile_at(installers.PIP_COMMIT)  # a host-built model, then
     assert "pip install" in before and "uv pip install" not in before
     assert "uv pip install" in now and "--mount=type=cache,target=/root/.cache/uv" in now
-    # everything else the same: only the dependency step differs
+    # everything else the same: the model stage before the build stage, the runtime stage after it
+    model_stage = now[now.index("# The classifier, built"):now.index("FROM ${PYTHON_IMAGE} AS build")]
+    assert model_stage in before and len(model_stage.splitlines()) > 5
     assert before.splitlines()[-15:] == now.splitlines()[-15:]
 
 

@@ -122,15 +122,17 @@ def test_scratch_rebuilds_leave_no_untagged_image(monkeypatch):
 def test_compare_scratch_context_holds_what_the_images_copy():
     """make compare rebuilds from a copy of context_paths(): every path an ignore file lets in, each there."""
     paths = context_paths()
-    assert {"app", "model", "model-onnx-int8", "onnx_image/stdlib-modules.txt", "scripts/images/copy_python.py"} \
-        <= set(paths)
+    assert {"app", "model_parts", "scripts/model/assemble.py", "scripts/model/export_onnx.py",
+            "onnx_image/stdlib-modules.txt", "scripts/images/copy_python.py"} <= set(paths)
+    assert not {"model", "model-onnx-int8"} & set(paths)  # every image builds its model: the host's stays out
     assert all((ROOT / rel).exists() for rel in paths), [rel for rel in paths if not (ROOT / rel).exists()]
 
 
 def test_each_compare_run_edits_differently(monkeypatch):
     """The same edit again would hit the build cache of the previous run: each run's edits differ."""
     import contextlib
-    import json
+
+    from safetensors import safe_open
 
     from scripts.measure import compare
     from scripts.variants import BY_NAME
@@ -138,8 +140,8 @@ def test_each_compare_run_edits_differently(monkeypatch):
     seen: list[tuple[str, str]] = []
 
     def build(dockerfile, tag, setup, *, context, **kw):
-        seen.append(((context / "app/server.py").read_text()[-80:],
-                     (context / "model-onnx-int8/ORIGIN.json").read_text()))
+        with safe_open(str(context / "model_parts/trained_top.safetensors"), "np") as part:
+            seen.append(((context / "app/server.py").read_text()[-80:], part.metadata()))
         return 1.0
 
     monkeypatch.setattr(compare, "build_image", build)
@@ -157,7 +159,7 @@ def test_each_compare_run_edits_differently(monkeypatch):
     warm1, app1, model1, warm2, app2, model2 = seen
     assert warm1 == warm2  # the untouched copies are the same
     assert app1[0] != warm1[0] and app2[0] != app1[0]  # each run's app edit is its own
-    assert model2[1] != model1[1] and json.loads(model2[1])  # so is the model change, still valid JSON
+    assert model2[1] != model1[1] != warm1[1]  # so is the model change, a trained part that still loads
 
 
 def test_smoke_of_some_variants_keeps_the_others_rows(monkeypatch, tmp_path):

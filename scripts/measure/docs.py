@@ -103,6 +103,23 @@ def dockerfile_diff(name: str) -> str:
     return "```diff\n" + "\n".join(line for line in diff if not line.startswith("@@")) + "\n```\n"
 
 
+TRY_IT = """```bash
+docker build -f {name}/Dockerfile -t bert-classifier:{name} .   # Docker only: the model is built inside
+docker run -d --rm --name bert -p 127.0.0.1:8000:8000 bert-classifier:{name}
+until curl -fs localhost:8000/readyz >/dev/null; do sleep 1; done           # the model loads in seconds
+curl -s localhost:8000/classify -H 'content-type: application/json' -d '{{"text":"I love this movie"}}'
+docker stop bert
+docker run --rm -it -v /var/run/docker.sock:/var/run/docker.sock wagoodman/dive bert-classifier:{name}
+make diagnose VARIANT={name}       # where the bytes are and what to change (the lab's venv: make venv)
+```
+"""
+
+
+def try_it(name: str) -> str:
+    """The same few commands for every variant, from one template."""
+    return TRY_IT.format(name=name)
+
+
 def benchmark_table() -> str:
     """app/README.md: make benchmark for both backends (results/benchmark*.json)."""
     runs = [r for r in (_load("benchmark.json"), _load("benchmark-model-onnx-int8.json")) if r]
@@ -496,6 +513,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "evaluate": evaluate_table,
     **{f"figures-{v.name}": (lambda n=v.name: variant_figures(n)) for v in VARIANTS},
     **{f"diff-{v.name}": (lambda n=v.name: dockerfile_diff(n)) for v in VARIANTS if v.previous},
+    **{f"try-{v.name}": (lambda n=v.name: try_it(n)) for v in VARIANTS},
 }
 DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", ROOT / "image-advisor" / "README.md",
         *sorted((ROOT / "docs").glob("*.md")),

@@ -72,6 +72,18 @@ def fetch_pins(setup) -> None:
     wheelhouse.write_index(wheelhouse.WHEELHOUSE)
 
 
+def pip_baseline(now: str) -> str:
+    """layered_image/Dockerfile at PIP_COMMIT, with the model from today's model stage (that commit copied a
+    host-built model/ folder, which no build context holds any more): only the dependency step differs."""
+    old = subprocess.run(["git", "show", f"{PIP_COMMIT}:layered_image/Dockerfile"], cwd=ROOT,
+                         capture_output=True, text=True, check=True).stdout
+    stage = re.search(r"(?ms)^# The classifier, built .*?(?=^FROM \$\{PYTHON_IMAGE\} AS build$)", now)
+    if not stage or "COPY model /opt/model\n" not in old:
+        raise EngineError("layered_image/Dockerfile has no model stage to give the pip baseline")
+    old = old.replace("COPY model /opt/model\n", "COPY --from=model /opt/model /opt/model\n")
+    return old.replace("FROM ${PYTHON_IMAGE} AS build\n", stage.group(0) + "FROM ${PYTHON_IMAGE} AS build\n", 1)
+
+
 def steps(dockerfile: Path, ctx: Path, setup, installer: str) -> dict:
     """The five builds of one installer's Dockerfile; seconds each, and the image's size."""
     tag = f"bert-classifier-scratch:layered-{installer}"
@@ -114,8 +126,7 @@ def measure_here() -> dict:
     with tempfile.TemporaryDirectory(prefix="installers-") as tmp, setup.wheels():
         ctx = scratch_context(Path(tmp) / "ctx", [variant])
         pip_dockerfile = Path(tmp) / "Dockerfile.pip"
-        pip_dockerfile.write_text(subprocess.run(["git", "show", f"{PIP_COMMIT}:layered_image/Dockerfile"], cwd=ROOT,
-                                                 capture_output=True, text=True, check=True).stdout)
+        pip_dockerfile.write_text(pip_baseline(variant.dockerfile.read_text()))
         for installer, dockerfile in (("pip", pip_dockerfile), ("uv", ctx / variant.name / "Dockerfile")):
             results[installer] = steps(dockerfile, ctx, setup, installer)
     docker("builder", "prune", "--all", "--force", timeout=900)  # leave the engine's cache as empty as found

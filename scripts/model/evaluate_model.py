@@ -15,8 +15,9 @@ import time
 from pathlib import Path
 
 from app.backends import available_cpus, load_model
+from scripts.model.assemble import LABELS
 from scripts.model.export_onnx import FORMS
-from scripts.model.model_assets import LABELS, ROOT, load_reviews, split
+from scripts.model.model_assets import ROOT, load_reviews, split
 from scripts.results import RESULTS, machine, print_table, save_json
 
 DEFAULT_FOLDERS = (ROOT / "model", *(ROOT / name for name in FORMS.values()))

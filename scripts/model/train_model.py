@@ -23,7 +23,8 @@ from safetensors.torch import save_file
 from transformers import AutoTokenizer, BertForSequenceClassification
 from transformers.masking_utils import create_bidirectional_mask
 
-from scripts.model.model_assets import CACHE, LABELS, ROOT, extract_encoder, load_reviews, split
+from scripts.model.assemble import LABELS
+from scripts.model.model_assets import CACHE, ROOT, extract_encoder, load_reviews, split
 
 DEFAULT_OUT = ROOT / "model_parts" / "trained_top.safetensors"
 
