@@ -27,10 +27,18 @@ endif
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
 
+# The interpreter the lab's venv is made from (PYTHON=python3.12 make venv picks another).
+PYTHON ?= python3
+# On Linux x86-64, PyPI's torch is the CUDA build (several GB of nvidia wheels): the CPU index's
+# +cpu build wins wherever that index answers (evaluated only when the venv is made).
+TORCH_CPU_INDEX = $(shell [ "$$(uname -sm)" = "Linux x86_64" ] && curl -fsI -m 5 https://download.pytorch.org/whl/cpu/ \
+                    >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
+
 $(VENV_STAMP): requirements-dev.txt image-advisor/pyproject.toml app/requirements.txt app/requirements-common.txt app/requirements-onnx.txt \
-               app/torch-cpu.txt
-	python3 -m venv .venv
-	$(PY) -m pip install --quiet -r requirements-dev.txt
+               app/torch-cpu.txt app/requirements-export.txt
+	@$(PYTHON) scripts/infra/python_check.py
+	$(PYTHON) -m venv .venv
+	$(PY) -m pip install --quiet $(TORCH_CPU_INDEX) -r requirements-dev.txt
 	touch $@
 
 venv: $(VENV_STAMP)  ## host virtualenv with the app's and the tools' dependencies

@@ -216,6 +216,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--redraw", action="store_true",
                     help="measure nothing: rewrite compare.md and the charts from compare.json")
     args = ap.parse_args(argv)
+    run_started = time.perf_counter()
     finish_cleanly_on_sigterm()
     out_json = flavored(args.out / "compare.json", args.flavor)
     if args.redraw:
@@ -248,8 +249,10 @@ def main(argv: list[str] | None = None) -> int:
     data: dict[str, dict] = {}
     phases: dict[str, dict] = {}
     where = machine()
+    unbuilt: list[str] = []
     try:
-        setup = prepare(args.flavor, variants=variants)
+        setup = prepare(args.flavor, variants=variants)  # the engine first: a fresh machine may have none yet
+        unbuilt = [v.name for v in variants if docker("image", "inspect", v.image, check=False).returncode != 0]
         builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
         with contextlib.ExitStack() as stack:
             infra = None if "push" in skip else stack.enter_context(registry.measurement_infra())
@@ -269,7 +272,10 @@ def main(argv: list[str] | None = None) -> int:
         if data:
             print(f"what was measured before that is in {partial}; {out_json.name} is as it was", file=sys.stderr)
         return 1
-    save_json(out_json, {"machine": where, "variants": merged(previous, data)})
+    rows = merged(previous, data)
+    save_json(out_json, {"machine": where, "variants": rows,
+                         "full_run": full_run(time.perf_counter() - run_started, rows, unbuilt, skip)
+                         or load_json(out_json).get("full_run", {})})
     if phases:
         startup.record(phases, flavored(RESULTS / "startup.json", args.flavor))
     partial.unlink(missing_ok=True)
@@ -287,6 +293,14 @@ def regenerate(out: Path) -> list[Path]:
     names = ", ".join(str(p.relative_to(docs.ROOT)) for p in changed) or "none (the figures they show are unchanged)"
     print(f"rewritten from the new results: {names}")
     return changed
+
+
+def full_run(seconds: float, rows: dict, unbuilt: list[str], skip: set[str]) -> dict:
+    """How long a run of the README's `make compare` took, when this was one: every variant, every step,
+    every image built in it. {} otherwise (the previous file's figure stays)."""
+    if skip or set(unbuilt) != set(BY_NAME) or set(rows) != set(BY_NAME):
+        return {}
+    return {"seconds": round(seconds), "build_seconds": round(sum(r["build_seconds"] for r in rows.values()), 1)}
 
 
 def merged(previous: dict, data: dict) -> dict:

@@ -26,6 +26,7 @@ FORMATS: dict[str, Callable[[float], str]] = {
     "bytes": human_bytes,
     "mib": lambda v: f"{v / 2**20:.1f} MiB",
     "s": lambda v: f"{v:.1f} s",
+    "min": lambda v: f"{v / 60:.0f} min",
     "s2": lambda v: f"{v:.2f} s",
     "ms": lambda v: f"{v:.1f} ms",
     "x": lambda v: f"{v:.2f}x",
