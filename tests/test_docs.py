@@ -95,3 +95,19 @@ def test_an_edited_inline_figure_is_stale(tmp_path, monkeypatch):
 def test_a_figure_that_is_not_in_the_results_is_an_error():
     with pytest.raises(SystemExit, match="has no variants.nowhere"):
         docs.figure("compare.json", "variants.nowhere.size_bytes", "bytes")
+
+
+def test_rule_table_credits_the_folders_the_findings_do():
+    """docs/diagnose.md's rule table names, per row, the folders make diagnose's profile credits (SHOWN_IN)."""
+    from scripts.measure.advisor_profile import SHOWN_IN
+
+    table = [line for line in (ROOT / "docs" / "diagnose.md").read_text().splitlines()
+             if line.startswith("| `") and line.split("|")[3].strip() in {"certain", "likely", "estimate", "surface"}]
+    assert len(table) >= 15
+    folders = {*SHOWN_IN.values()}
+    for row in table:
+        cells = [c.strip() for c in row.strip("|").split("|")]
+        rules = re.findall(r"`([a-z-]+)`", cells[0])
+        linked = {name for name in re.findall(r"\[([\w.]+)\]\(", cells[-1]) if name in folders}
+        credited = {shown for key, shown in SHOWN_IN.items() if key.split("/")[0] in rules}
+        assert linked == credited, f"{rules}: the table says {sorted(linked)}, the findings {sorted(credited)}"

@@ -40,7 +40,7 @@ ONNX_REQUIREMENTS = ("app/requirements-onnx.txt", "app/requirements-common.txt")
 REFERENCE_BASES = {"slim": ("PYTHON_SLIM_IMAGE",), "distroless": ("DISTROLESS_IMAGE", "DISTROLESS13_IMAGE")}
 # Which step of the walk shows each fix (a finding key: its rule, or rule/branch).
 SHOWN_IN = {
-    "cache-pip": "slim_image", "cache-apt": "slim_image", "cache-apt-lists": "slim_image",
+    "cache-pip": "slim_image", "cache-uv": "layered_image", "cache-apt": "slim_image", "cache-apt-lists": "slim_image",
     "deleted-in-later-layer": "distroless_image", "build-context": ".dockerignore",
     "dev-distributions": "slim_image", "installer-in-runtime/venv": "multi_stage_build",
     "installer-in-runtime/base": "distroless_image", "build-files-in-packages": "multi_stage_build",
