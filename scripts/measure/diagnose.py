@@ -20,7 +20,7 @@ import sys
 from pathlib import Path
 
 from image_advisor.archive import is_file_reference
-from image_advisor.cli import Options, run, size_argument
+from image_advisor.cli import Options, add_report_options, run
 from image_advisor.diagnosis import examine
 from image_advisor.errors import AdvisorError
 from image_advisor.layers import SavedImage
@@ -49,15 +49,7 @@ def main(argv: list[str] | None = None) -> int:
                        "image layout (a tar or a directory), read without an engine")
     ap.add_argument("--flavor", choices=FLAVORS, default=flavor_from_env())
     ap.add_argument("--out", type=Path, default=RESULTS / "diagnose", help="where the reports and pictures go")
-    ap.add_argument("--platform", default="", help="of an archive that holds several (default: this machine's)")
-    ap.add_argument("--no-dive", action="store_true")
-    ap.add_argument("--no-trace", action="store_true", help="leave out the run-time trace (and the rules that need it)")
-    ap.add_argument("--probe", default="", help='requests for the trace: \'POST /classify {"text": "hi"} | GET /\'')
-    ap.add_argument("--baseline", default="", help="an image, or a results/diagnose/*.json, to compare against")
-    ap.add_argument("--fail-above", type=size_argument, default=None, metavar="BYTES",
-                    help="exit 3 when more bytes than this are addressable (500MB, 1.2GB and 123456 are understood)")
-    ap.add_argument("--max-growth", type=float, default=None, metavar="PCT",
-                    help="with --baseline: exit 3 when the image grew by more than PCT %%")
+    add_report_options(ap)  # the tool's own: --no-trace, --no-dive, --probe, --baseline, the gate, --platform
     args = ap.parse_args(argv)
     finish_cleanly_on_sigterm()  # a stopped run still removes its trace container
     if args.max_growth is not None and not args.baseline:

@@ -147,6 +147,12 @@ def parser() -> argparse.ArgumentParser:
                     "(runtime distributions, probe requests, ...: see the README)")
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT, help=f"where the reports go (default ./{DEFAULT_OUT})")
     ap.add_argument("--name", default="", help="the reports' file name (default: from IMAGE)")
+    add_report_options(ap)
+    return ap
+
+
+def add_report_options(ap: argparse.ArgumentParser) -> None:
+    """The options that shape one report and the CI gate: a wrapper that knows its images adds the same ones."""
     ap.add_argument("--no-trace", action="store_true", help="leave out the run-time trace (and the rules that need it)")
     ap.add_argument("--no-dive", action="store_true", help="leave out dive's figures and verdict")
     ap.add_argument("--probe", default="", help='requests for the trace: \'POST /predict {"text": "hi"} | GET /\'')
@@ -156,7 +162,6 @@ def parser() -> argparse.ArgumentParser:
     ap.add_argument("--max-growth", type=float, default=None, metavar="PCT",
                     help="with --baseline: exit 3 when the image grew by more than PCT %%")
     ap.add_argument("--platform", default="", help="of an archive that holds several (default: this machine's)")
-    return ap
 
 
 def main(argv: list[str] | None = None) -> int:
