@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.images.container import memory_in_use
 from scripts.images.context import context_paths, scratch_context
-from scripts.images.smoke import memory_in_use
 from scripts.measure.compare import start_runs
 from scripts.measure.report import METRICS, chart, markdown
 from scripts.variants import ROOT, VARIANTS

@@ -22,21 +22,25 @@ import os
 import sys
 import threading
 import time
-import urllib.error
-import urllib.request
-from dataclasses import dataclass, field
 
-from docker.errors import DockerException, NotFound
 from docker.types import DeviceRequest
 
 from scripts.images.build import engine_arch
+from scripts.images.container import (
+    NEGATIVE,
+    POSITIVE,
+    Container,
+    classify,
+    has_shell,
+    http,
+    process_uids,
+)
 from scripts.infra import emulation
 from scripts.infra.engine import (
     EngineError,
     docker,
     ensure_engine,
     finish_cleanly_on_sigterm,
-    publish_address,
     sdk,
 )
 from scripts.results import RESULTS, flavored, load_json, print_table, save_json
@@ -44,8 +48,6 @@ from scripts.traffic import heavy, hostile, pipeline
 from scripts.variants import FLAVORS, PLATFORMS, Variant, flavor_from_env, machine_arch, platform_from_env, select
 
 SMOKE_JSON = RESULTS / "smoke.json"
-POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
-NEGATIVE = "A dull, lifeless mess that wastes its talented cast."
 EXPECTED_CLI_LABELS = ["POSITIVE", "NEGATIVE", "POSITIVE", "NEGATIVE"]  # sample_data/sample_text.txt
 STOP_LIMIT_S = 10
 GRACEFUL_S = 8  # app/gunicorn.conf.py's graceful_timeout default
@@ -56,97 +58,6 @@ EMULATION_SLOWDOWN = 5  # start-up and readiness waits under qemu (PLATFORM=linu
 
 def log(msg: str) -> None:
     print(f"[smoke] {msg}", file=sys.stderr, flush=True)
-
-
-def http(method: str, url: str, body: bytes | None = None, content_type: str = "application/json",
-         timeout: float = 30) -> tuple[int, dict]:
-    """(status, parsed JSON body) for a request; non-JSON bodies come back as {"raw": text}."""
-    req = urllib.request.Request(url, data=body, method=method, headers={"content-type": content_type})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            status, raw = resp.status, resp.read()
-    except urllib.error.HTTPError as exc:
-        status, raw = exc.code, exc.read()
-    try:
-        return status, json.loads(raw)
-    except ValueError:
-        return status, {"raw": raw.decode(errors="replace")[:200]}
-
-
-def classify(base: str, text: str) -> tuple[int, dict]:
-    return http("POST", f"{base}/classify", json.dumps({"text": text}).encode())
-
-
-@dataclass
-class Container:
-    """A running container of an image, port 8000 published on 127.0.0.1 (random host port; engine.publish_address).
-
-    Run, inspected, read and removed through the Docker SDK (engine.sdk): structured answers,
-    no CLI text to parse. options are the SDK's containers.run keywords (network_mode, environment...).
-    """
-
-    image: str
-    options: dict = field(default_factory=dict)
-    host: str | None = None  # another engine (compare's empty engine); None: the usual one
-    id: str = ""
-    base_url: str = ""
-
-    def _get(self):
-        return sdk(self.host).containers.get(self.id)
-
-    def start(self, publish: bool = True) -> Container:
-        """Run detached; publish=False when options bring their own networking (base_url is then yours to set)."""
-        ports = {"8000/tcp": (publish_address(), None)} if publish else {}
-        try:
-            container = sdk(self.host).containers.run(self.image, detach=True, read_only=True, tmpfs={"/tmp": ""},
-                                                      ports=ports, **self.options)
-        except DockerException as exc:
-            raise EngineError(f"docker run {self.image} failed: {exc}") from None
-        self.id = container.id
-        if publish:
-            container.reload()
-            self.base_url = f"http://{publish_address()}:{container.ports['8000/tcp'][0]['HostPort']}"
-        return self
-
-    def state(self) -> dict:
-        try:
-            return self._get().attrs["State"]
-        except NotFound:
-            return {}
-
-    def running(self) -> bool:
-        return bool(self.state().get("Running"))
-
-    def logs(self, lines: int = 30) -> str:
-        try:
-            return self._get().logs(tail=lines).decode(errors="replace").strip()
-        except NotFound:
-            return "(container gone)"
-
-    def wait_ready(self, timeout: float = 180) -> float:
-        """Seconds until /readyz answers 200; EngineError if it exits or times out."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            try:
-                if http("GET", f"{self.base_url}/readyz", timeout=2)[0] == 200:
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            if not self.running():
-                raise EngineError(f"{self.image} exited before it was ready; its log ends:\n{self.logs()}")
-            time.sleep(0.1)
-        raise EngineError(f"{self.image} not ready after {timeout:.0f}s; its log ends:\n{self.logs()}")
-
-    def stop(self, grace: int) -> None:
-        """SIGTERM, then SIGKILL after grace seconds (`docker stop -t grace`)."""
-        self._get().stop(timeout=grace)
-
-    def remove(self) -> None:
-        if self.id:
-            try:
-                self._get().remove(force=True)
-            except NotFound:
-                pass
 
 
 def under_limit(variant: Variant, limit_mib: int, environment: dict | None = None) -> dict:
@@ -207,39 +118,6 @@ def under_orchestrator(variant: Variant, timeout: float = 120) -> dict:
                 "serving_again_seconds": back, "uids": sorted(process_uids(container.id))}
     finally:
         container.remove()
-
-
-def process_uids(container_id: str) -> set[int]:
-    """User ids of every process in the container (`docker top`'s data, as the SDK returns it)."""
-    top = sdk().containers.get(container_id).top(ps_args="-eo uid,pid")
-    column = top["Titles"].index("UID")
-    return {int(row[column]) for row in top["Processes"] if row[column].isdigit()}
-
-
-def memory_in_use(stats: dict) -> int:
-    """What `docker stats` shows as MEM USAGE: the cgroup's usage less its inactive page cache."""
-    memory = stats["memory_stats"]
-    usage, extra = memory["usage"], memory.get("stats", {})
-    # cgroup v2 names it inactive_file, v1 total_inactive_file; the CLI subtracts whichever exists.
-    inactive = extra.get("inactive_file", extra.get("total_inactive_file", 0))
-    return usage - inactive if inactive < usage else usage
-
-
-def container_memory(container_id: str) -> int:
-    """The container's memory use as `docker stats` reports it (cgroup, page cache excluded)."""
-    return memory_in_use(sdk().containers.get(container_id).stats(stream=False))
-
-
-def has_shell(image: str) -> bool:
-    """Does /bin/sh start in the image? (The container is removed either way.)"""
-    container = sdk().containers.create(image, ["-c", "exit 0"], entrypoint="/bin/sh")
-    try:
-        container.start()
-        return container.wait(timeout=60)["StatusCode"] == 0
-    except DockerException:  # no /bin/sh to start
-        return False
-    finally:
-        container.remove(force=True)
 
 
 GPU_PROBE = "import sys, torch; sys.exit(0 if torch.cuda.is_available() else 3)"

@@ -55,8 +55,8 @@ from scripts.images.build import (
     remove_replaced,
     trim_build_cache,
 )
+from scripts.images.container import Container, classify, container_memory, has_shell, process_uids
 from scripts.images.context import scratch_context
-from scripts.images.smoke import Container, classify, container_memory, has_shell, process_uids
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.measure import cuda_libs, docs, installers, memory_peak, startup

@@ -33,7 +33,7 @@ import urllib.parse
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from scripts.images.smoke import Container, container_memory
+from scripts.images.container import Container, container_memory
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
 from scripts.traffic import heavy, hostile, wrk

@@ -17,7 +17,8 @@ import argparse
 import threading
 import time
 
-from scripts.images.smoke import Container, container_memory, memory_in_use, under_limit
+from scripts.images.container import Container, container_memory, memory_in_use
+from scripts.images.smoke import under_limit
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.measure import load
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json

@@ -32,7 +32,7 @@ import statistics
 import sys
 import time
 
-from scripts.images.smoke import Container
+from scripts.images.container import Container
 from scripts.infra.engine import PROJECT_LABEL, EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
 from scripts.traffic import latency

@@ -26,7 +26,7 @@ import time
 from datetime import datetime
 from pathlib import Path
 
-from scripts.images.smoke import POSITIVE, Container, classify
+from scripts.images.container import POSITIVE, Container, classify
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.measure.report import save_figure
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
