@@ -34,15 +34,23 @@ class Variant:
     flavor: str = "cpu"  # which torch build the image installs (FLAVORS)
     platform: str = ""  # "" builds for the engine's own platform; PLATFORM=linux/arm64 for another
     previous: str = ""  # the variant this one adds its technique to (the progression the READMEs walk)
+    step: str = ""  # the file the walk shows for this step, where the measured Dockerfile goes further than one change
 
     @property
     def dockerfile(self) -> Path:
         return ROOT / self.name / "Dockerfile"
 
     @property
+    def step_dockerfile(self) -> Path:
+        """The walk's step: the previous variant's Dockerfile plus this one's technique, and nothing else."""
+        return self.dockerfile.parent / self.step if self.step else self.dockerfile
+
+    @property
     def base_args(self) -> set[str]:
-        """The base-image build args its Dockerfile declares (ARG PYTHON_SLIM_IMAGE=... and the like)."""
-        return set(re.findall(r"^ARG (\w+_IMAGE)=", self.dockerfile.read_text(), flags=re.M))
+        """The base-image build args its Dockerfiles declare (ARG PYTHON_SLIM_IMAGE=... and the like): the
+        measured one's and the walk's step file's."""
+        files = {self.dockerfile, self.step_dockerfile}
+        return {arg for f in files for arg in re.findall(r"^ARG (\w+_IMAGE)=", f.read_text(), flags=re.M)}
 
     @property
     def model_dir(self) -> Path:
@@ -90,15 +98,17 @@ def suffix(flavor: str, platform: str = "") -> str:
 VARIANTS = (
     Variant("naive_image", "full python base, dev tools, caches left behind", non_root=False, shell=True),
     Variant("slim_image", "-slim base, runtime deps only", non_root=True, shell=True, previous="naive_image"),
-    Variant("multi_stage_build", "build stage venv -> slim runtime", non_root=True, shell=True,
+    Variant("multi_stage_build", "build stage venv -> slim runtime, layers by change rate", non_root=True, shell=True,
             previous="slim_image"),
-    Variant("layered_image", "multi-stage + layers ordered by change rate + a pip cache mount", non_root=True,
+    Variant("layered_image", "multi-stage, installed by uv with its cache in a BuildKit cache mount", non_root=True,
             shell=True, previous="multi_stage_build"),
     # The distroless entry point is the venv's python, so arguments go straight to it.
     Variant("distroless_image", "distroless runtime, no shell, non-root", non_root=True, shell=False, python=(),
             previous="layered_image"),
-    Variant("onnx_image", "ONNX Runtime + int8 model on distroless Debian 13, no torch", non_root=True, shell=False,
-            python=(), runtime="onnx", previous="distroless_image"),
+    Variant("onnx_image", "ONNX Runtime + int8 model, then cut toward the floor (Debian 13), no torch", non_root=True,
+            shell=False,
+            python=(), runtime="onnx", previous="distroless_image",
+            step="runtime.Dockerfile"),
 )
 TORCH_VARIANTS = tuple(v for v in VARIANTS if v.runtime == "torch")
 BY_NAME = {v.name: v for v in VARIANTS}

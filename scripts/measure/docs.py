@@ -92,16 +92,20 @@ def variant_figures(name: str) -> str:
     return "\n".join(lines) + "\n"
 
 
-def dockerfile_diff(name: str) -> str:
-    """The variant's Dockerfile instructions against its predecessor's (comments and blank lines left out)."""
-    variant = BY_NAME[name]
+def instruction_diff(before: Path, after: Path) -> str:
+    """after's instructions against before's (comments and blank lines left out), as a diff block."""
+    def instructions(path: Path) -> list[str]:
+        return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
-    def instructions(v) -> list[str]:
-        return [line for line in v.dockerfile.read_text().splitlines() if line.strip() and not line.startswith("#")]
-
-    diff = difflib.unified_diff(instructions(BY_NAME[variant.previous]), instructions(variant),
-                                f"{variant.previous}/Dockerfile", f"{name}/Dockerfile", n=0, lineterm="")
+    diff = difflib.unified_diff(instructions(before), instructions(after), str(before.relative_to(ROOT)),
+                                str(after.relative_to(ROOT)), n=0, lineterm="")
     return "```diff\n" + "\n".join(line for line in diff if not line.startswith("@@")) + "\n```\n"
+
+
+def dockerfile_diff(name: str) -> str:
+    """The walk's step: this variant's step Dockerfile against the previous variant's Dockerfile."""
+    variant = BY_NAME[name]
+    return instruction_diff(BY_NAME[variant.previous].dockerfile, variant.step_dockerfile)
 
 
 TRY_IT = """```bash
@@ -514,6 +518,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "evaluate": evaluate_table,
     **{f"figures-{v.name}": (lambda n=v.name: variant_figures(n)) for v in VARIANTS},
     **{f"diff-{v.name}": (lambda n=v.name: dockerfile_diff(n)) for v in VARIANTS if v.previous},
+    **{f"floor-{v.name}": (lambda v=v: instruction_diff(v.step_dockerfile, v.dockerfile)) for v in VARIANTS if v.step},
     **{f"try-{v.name}": (lambda n=v.name: try_it(n)) for v in VARIANTS},
 }
 DOCS = (ROOT / "README.md", ROOT / "app" / "README.md", ROOT / "image-advisor" / "README.md",

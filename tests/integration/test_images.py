@@ -10,8 +10,10 @@ import pytest
 from image_advisor.diagnosis import advise_image, examine, run_trace
 from image_advisor.trace import parse_requests, trace_image
 
-from scripts.images.build import build_all, prepare
+from scripts.images.build import build_all, build_image, prepare
+from scripts.images.container import NEGATIVE, POSITIVE, Container, classify, has_shell, process_uids
 from scripts.images.smoke import smoke_variant
+from scripts.infra.engine import docker
 from scripts.measure.advisor_profile import SERVICE_REQUESTS, profile
 from scripts.variants import BY_NAME, VARIANTS
 
@@ -65,3 +67,21 @@ def test_onnx_image_findings_are_right(built):
     assert "torch-for-onnx" not in {f["rule"] for f in advice["findings"]}
     # its stdlib is bytecode only, cut to stdlib-modules.txt: every module the trace imported is there as bytecode
     assert "stdlib-without-bytecode" not in {f["rule"] for f in advice["findings"]}, bytecode
+
+
+@pytest.mark.parametrize("variant", [v for v in VARIANTS if v.step], ids=[v.name for v in VARIANTS if v.step])
+def test_the_walks_step_file_builds_and_answers(built, variant):
+    """The file the walk shows as this step (the previous step plus one change) is an image that works too."""
+    tag = f"bert-classifier-step:{variant.name}"
+    setup = prepare("cpu", variants=[variant])
+    with setup.wheels():
+        build_image(variant.step_dockerfile, tag, setup, no_cache=False, label=f"{variant.name} (step)", quiet=True)
+    container = Container(tag).start()
+    try:
+        container.wait_ready(120)
+        labels = [classify(container.base_url, text)[1]["predictions"][0]["label"] for text in (POSITIVE, NEGATIVE)]
+        assert labels == ["POSITIVE", "NEGATIVE"]
+        assert not has_shell(tag) and process_uids(container.id) == {65532}
+    finally:
+        container.remove()
+        docker("rmi", "-f", tag, check=False)
