@@ -97,8 +97,8 @@ def instruction_diff(before: Path, after: Path) -> str:
     def instructions(path: Path) -> list[str]:
         return [line for line in path.read_text().splitlines() if line.strip() and not line.startswith("#")]
 
-    diff = difflib.unified_diff(instructions(before), instructions(after), str(before.relative_to(ROOT)),
-                                str(after.relative_to(ROOT)), n=0, lineterm="")
+    diff = difflib.unified_diff(instructions(before), instructions(after), f"{before.parent.name}/{before.name}",
+                                f"{after.parent.name}/{after.name}", n=0, lineterm="")
     return "```diff\n" + "\n".join(line for line in diff if not line.startswith("@@")) + "\n```\n"
 
 
