@@ -22,7 +22,7 @@ endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
-        installers
+        installers releases
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -120,6 +120,9 @@ gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no v
 
 engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
 	$(PY) -m scripts.measure.engine_sizes
+
+releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json
+	$(PY) -m scripts.measure.releases
 
 installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
 	$(PY) -m scripts.measure.installers

@@ -176,13 +176,18 @@ def serve_wheels(folder: Path, network: str, label: list[str], container: str) -
     return f"http://{address}:8000/simple/"
 
 
-def pushed_bytes(registry: str, repo: str, tag: str) -> tuple[int, int]:
-    """(compressed bytes of config + layer blobs, layer count) as the registry stores them."""
+def manifest(registry: str, repo: str, tag: str) -> dict:
+    """The image manifest the registry stores for repo:tag (config and layers: digests, sizes)."""
     req = urllib.request.Request(f"http://{registry}/v2/{repo}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES})
     with urllib.request.urlopen(req, timeout=30) as resp:
-        manifest = json.load(resp)
-    layers = manifest.get("layers", [])
-    return manifest["config"]["size"] + sum(layer["size"] for layer in layers), len(layers)
+        return json.load(resp)
+
+
+def pushed_bytes(registry: str, repo: str, tag: str) -> tuple[int, int]:
+    """(compressed bytes of config + layer blobs, layer count) as the registry stores them."""
+    manifest_ = manifest(registry, repo, tag)
+    layers = manifest_.get("layers", [])
+    return manifest_["config"]["size"] + sum(layer["size"] for layer in layers), len(layers)
 
 
 def pull(host: str, ref: str, timeout: float = 1800) -> float:

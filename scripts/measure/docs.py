@@ -89,7 +89,29 @@ def variant_figures(name: str) -> str:
         a, b = before.get(key), this.get(key)
         change = f"{b / a:.2f}x" if isinstance(a, (int, float)) and isinstance(b, (int, float)) and a else ""
         lines.append(f"| {m.label} | {m.format(a)} | {m.format(b)} | {change} |")
-    return "\n".join(lines) + "\n"
+    return "\n".join(lines + release_rows(name)) + "\n"
+
+
+def release_rows(name: str) -> list[str]:
+    """What each kind of release moves (results/releases.json, make releases), beside the predecessor's."""
+    from scripts.measure.releases import CHANGES, cell
+
+    rows = _load("releases.json").get("variants", {})
+    variant = BY_NAME[name]
+    this, before = rows.get(name), rows.get(variant.previous)
+    if not this or (variant.previous and not before):
+        return []
+    lines = []
+    for change in CHANGES:
+        b = this["changes"].get(change)
+        label = f"a release after: {change} (pushed / pulled)"
+        if not variant.previous:
+            lines.append(f"| {label} | {cell(b)} |")
+            continue
+        a = before["changes"].get(change)
+        ratio = f"{b['push_bytes'] / a['push_bytes']:.2f}x" if a and b and a["push_bytes"] else ""
+        lines.append(f"| {label} | {cell(a)} | {cell(b)} | {ratio} |")
+    return lines
 
 
 def instruction_diff(before: Path, after: Path) -> str:
@@ -495,6 +517,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "engines": command_table("scripts.measure.engine_sizes", "engines.json", "make engines", "engines"),
     "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
+    "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
     "engines-build-ratio": engines_build_ratio,  # docs/engines.md
