@@ -34,6 +34,10 @@ def test_each_change_edits_what_it_names(tmp_path):
     assert touched == [["app/server.py"], ["app/requirements-common.txt"], ["model_parts/trained_top.safetensors"], []]
     with safe_open(str(ctx / "model_parts/trained_top.safetensors"), "np") as part:
         assert part.metadata()["edited"] == "42"
+        bias = part.get_tensor(releases.NUDGED)
+    with safe_open(str(ROOT / "model_parts/trained_top.safetensors"), "np") as part:
+        committed = part.get_tensor(releases.NUDGED)
+    assert abs(float(bias[0] - committed[0]) - 1e-3) < 1e-6 and (bias[1:] == committed[1:]).all()
     assert (ROOT / "app/server.py").read_bytes() != (ctx / "app/server.py").read_bytes()  # the tree is untouched
 
 

@@ -8,7 +8,8 @@ releases in a row, each built with the build cache on unless said otherwise:
   0. the first release: pushed whole to an empty registry, pulled by an empty node;
   1. an app/ edit (one line appended to app/server.py);
   2. one pin changed (gunicorn, in app/requirements-common.txt);
-  3. a model change (a new trained part: its metadata edited, its tensors kept);
+  3. a model change (a new trained part: one weight of the classifier moved by a hair, so every
+     form of the model, the int8 one included, has new bytes, and the labels stay as they were);
   4. the same sources rebuilt from an empty build cache (--no-cache), as a CI without a cache does.
 Each release is pushed to the registry, which holds every release before it, and pulled by a
 node (the empty engine of make compare) that holds the release just before it. Bytes pushed are
@@ -22,24 +23,27 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
+import struct
 import sys
 import tempfile
 import time
 from pathlib import Path
 
-from scripts.images.build import BuildError, build_image, prepare
+from scripts.images.build import BuildError, build_image, prepare, trim_build_cache
 from scripts.images.context import scratch_context
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.measure.installers import PIN_CHANGES, fetch_pins, repin
-from scripts.model.assemble import with_metadata
+from scripts.model.assemble import read_safetensors, tensor_bytes, write_safetensors
 from scripts.model.make_model import TRAINED_PART
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.variants import ROOT, Variant, select
 
 OUT = RESULTS / "releases.json"
+PARTIAL = RESULTS / "releases.partial.json"  # the rows measured so far, until the run ends
 REPO = "bert-classifier-release"
 CHANGES = ("app/ edit", "one pin changed", "model change", "unchanged, empty build cache")
+NUDGED = "classifier.bias"  # the weight a model change moves
 
 
 def log(msg: str) -> None:
@@ -66,7 +70,22 @@ def edit(ctx: Path, change: str, nonce: int) -> None:
     elif change == CHANGES[1]:
         repin(ctx / "app" / "requirements-common.txt", PIN_CHANGES[0])
     elif change == CHANGES[2]:
-        with_metadata(ctx / TRAINED_PART.relative_to(ROOT), edited=str(nonce))
+        new_weights(ctx / TRAINED_PART.relative_to(ROOT), nonce)
+
+
+def new_weights(part: Path, nonce: int) -> None:
+    """A new trained part: the classifier's first bias moved by 1e-3, the nonce in its metadata."""
+    header, meta, body = read_safetensors(part.read_bytes())
+    tensors = {name: (entry, bytearray(tensor_bytes(entry, body))) for name, entry in header.items()}
+    entry, raw = tensors[NUDGED]
+    if entry["dtype"] != "F32":
+        raise EngineError(f"{part.name}: {NUDGED} is {entry['dtype']}, not F32")
+    (first,) = struct.unpack_from("<f", raw, 0)
+    struct.pack_into("<f", raw, 0, first + 1e-3)
+    tmp = part.with_name(part.name + ".tmp")
+    moved_part = {name: (e, memoryview(r)) for name, (e, r) in tensors.items()}
+    write_safetensors(tmp, moved_part, {**meta, "edited": str(nonce)})
+    tmp.replace(part)
 
 
 def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra) -> dict:
@@ -123,6 +142,8 @@ def measure(variants: list[Variant]) -> dict:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="releases-ctx-"))
             ctx = scratch_context(Path(tmp), [v])
             rows[v.name] = releases_of(v, ctx, setup, infra)
+            save_json(PARTIAL, {"machine": machine(), "variants": rows})  # a run stopped later keeps these rows
+            trim_build_cache()  # each variant adds GBs of build cache (BUILD_CACHE_KEEP bounds it)
     server = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
     return {"machine": machine(), "engine": server, "measured_at": time.strftime("%Y-%m-%d"), "variants": rows}
 
@@ -164,10 +185,13 @@ def main(argv: list[str] | None = None) -> int:
             data = measure(variants)
         except (EngineError, BuildError) as exc:
             print(f"error: {exc}", file=sys.stderr)
+            if PARTIAL.is_file():
+                print(f"the variants measured before that are in {PARTIAL}", file=sys.stderr)
             return 1
         if args.variants.strip():  # some variants: their rows over the file's others
             data["variants"] = {**load_json(OUT).get("variants", {}), **data["variants"]}
         save_json(OUT, data)
+        PARTIAL.unlink(missing_ok=True)
     print_table(*table(data))
     return 0
 
