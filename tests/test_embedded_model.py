@@ -96,15 +96,17 @@ def test_assembled_weights_are_the_encoders_under_the_trained_part(embedded):
                if k.removeprefix("bert.") in encoder)  # the trained part does replace encoder layers
 
 
-def test_metadata_edit_keeps_every_tensor(tmp_path):
+def test_new_weights_move_one_value_and_keep_the_rest(tmp_path):
     part = tmp_path / "part.safetensors"
     shutil.copy2(make_model.TRAINED_PART, part)
-    assembly.with_metadata(part, edited="1")
+    assembly.new_weights(part, 1)
     with safe_open(str(part), "np") as f:
         assert f.metadata()["edited"] == "1"
         assert f.metadata()["trained_layers"] == "[4, 5]"
     before, after = load_file(str(make_model.TRAINED_PART)), load_file(str(part))
-    assert before.keys() == after.keys() and all(np.array_equal(before[k], after[k]) for k in before)
+    assert before.keys() == after.keys()
+    assert [k for k in before if not np.array_equal(before[k], after[k])] == [assembly.NUDGED]
+    assert abs(float(after[assembly.NUDGED][0] - before[assembly.NUDGED][0]) - 1e-3) < 1e-6
 
 
 @pytest.mark.parametrize("damage", ["truncated", "not-a-wheel"])

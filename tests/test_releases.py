@@ -6,6 +6,7 @@ from safetensors import safe_open
 
 from scripts.images.context import scratch_context
 from scripts.measure import releases
+from scripts.model import assemble as assembly
 from scripts.variants import BY_NAME, ROOT
 
 
@@ -34,9 +35,9 @@ def test_each_change_edits_what_it_names(tmp_path):
     assert touched == [["app/server.py"], ["app/requirements-common.txt"], ["model_parts/trained_top.safetensors"], []]
     with safe_open(str(ctx / "model_parts/trained_top.safetensors"), "np") as part:
         assert part.metadata()["edited"] == "42"
-        bias = part.get_tensor(releases.NUDGED)
+        bias = part.get_tensor(assembly.NUDGED)
     with safe_open(str(ROOT / "model_parts/trained_top.safetensors"), "np") as part:
-        committed = part.get_tensor(releases.NUDGED)
+        committed = part.get_tensor(assembly.NUDGED)
     assert abs(float(bias[0] - committed[0]) - 1e-3) < 1e-6 and (bias[1:] == committed[1:]).all()
     assert (ROOT / "app/server.py").read_bytes() != (ctx / "app/server.py").read_bytes()  # the tree is untouched
 

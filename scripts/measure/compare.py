@@ -62,7 +62,7 @@ from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.measure import cuda_libs, docs, installers, memory_peak, startup
 from scripts.measure.diagnose import analyze_image
 from scripts.measure.report import chart, markdown, terminal_rows
-from scripts.model.assemble import with_metadata
+from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic import hostile, latency
@@ -186,8 +186,8 @@ def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None)
             for v in variants:
                 out[v.name]["rebuild_app_seconds"] = round(build(v), 1)
                 log(f"{v.name}: rebuilt after an app/ edit in {out[v.name]['rebuild_app_seconds']}s")
-            # A new trained part (its metadata edited, its tensors kept): each image rebuilds its model from it.
-            with_metadata(ctx / TRAINED_PART.relative_to(ROOT), edited=str(nonce))
+            # A new trained part (one weight moved): each image rebuilds its model from it.
+            new_weights(ctx / TRAINED_PART.relative_to(ROOT), nonce)
             for v in variants:
                 out[v.name]["rebuild_model_seconds"] = round(build(v), 1)
                 log(f"{v.name}: rebuilt after a model change in {out[v.name]['rebuild_model_seconds']}s")

