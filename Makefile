@@ -22,7 +22,7 @@ endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
-        installers releases
+        installers releases peers peer-images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -124,6 +124,12 @@ engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and o
 releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json
 	$(PY) -m scripts.measure.releases
 
+peers: $(VENV_STAMP)  ## onnx_image beside FastAPI, LitServe, BentoML, KServe, Ray Serve serving its model, each packaged two ways (PEERS= PACKAGINGS=): results/peers.{json,md,png}
+	$(PY) -m scripts.measure.peers
+
+peer-images: $(VENV_STAMP)  ## build the peers' images and check that each answers right (PEERS= PACKAGINGS=)
+	$(PY) -m scripts.images.peer_images --peers '$(PEERS)' --packagings '$(PACKAGINGS)'
+
 installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
 	$(PY) -m scripts.measure.installers
 
@@ -134,7 +140,7 @@ diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<na
 	    $(if $(NO_TRACE),--no-trace) $(if $(PLATFORM),--platform '$(PLATFORM)') $(if $(OUT),--out '$(OUT)')
 
 lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
-	.venv/bin/ruff check app scripts tests image-advisor
+	.venv/bin/ruff check app scripts tests image-advisor peers
 	$(PY) -m scripts.images.lint_dockerfiles
 
 unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an engine for image tests)

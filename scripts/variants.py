@@ -10,6 +10,7 @@ from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_REPO = "bert-classifier"
+RELEASE_REPO = f"{IMAGE_REPO}-release"  # make releases' builds, pushed release after release
 # Which torch goes in: app/torch-<flavor>.txt. The ONNX image has no torch, so it is cpu only.
 FLAVORS = ("cpu", "cuda")
 # Where pip finds each flavour's torch (the Dockerfiles' TORCH_INDEX_URL default is the cpu one).

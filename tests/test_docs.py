@@ -16,7 +16,7 @@ FENCE = re.compile(r"^```.*?^```", re.S | re.M)
 
 
 def doc_files() -> list[Path]:
-    found = {ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md")}
+    found = {ROOT / "README.md", *ROOT.glob("docs/*.md"), *ROOT.glob("*/README.md"), *ROOT.glob("peers/*/README.md")}
     return sorted(p for p in found if not p.relative_to(ROOT).parts[0].startswith("."))  # not .pytest_cache
 
 

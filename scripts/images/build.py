@@ -102,10 +102,10 @@ class BuildSetup:
 
 def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
                 no_cache: bool = True, label: str = "", quiet: bool = False,
-                build_args: dict[str, str] | None = None) -> float:
+                build_args: dict[str, str] | None = None, target: str = "") -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines.
 
-    build_args: more --build-arg pairs, after (so over) the setup's own.
+    build_args: more --build-arg pairs, after (so over) the setup's own; target: the stage to build.
     """
     # The host network only to reach the wheelhouse (on 127.0.0.1, or beside ENGINE's engine); else the builder's own.
     network = ["--network=host"] if setup.index_url else []
@@ -113,6 +113,7 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
     cmd = [buildkit_client(), "build", "--progress=plain", *network, *platform, "-f", str(dockerfile),
            "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.images.build", *setup.build_args()]
     cmd += [x for k, v in sorted((build_args or {}).items()) for x in ("--build-arg", f"{k}={v}")]
+    cmd += ["--target", target] if target else []
     if no_cache:
         cmd.append("--no-cache")
     cmd.append(str(context))

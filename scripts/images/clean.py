@@ -3,7 +3,8 @@
     python -m scripts.images.clean [--dry-run]
 
 - images: every bert-classifier tag of both flavours, the bert-classifier-scratch images of
-  compare's rebuilds, untagged images carrying the project's build label (replaced builds),
+  compare's rebuilds, make releases' and make peers' images, untagged images carrying the
+  project's build label (replaced builds),
   and the stand-in bases (local/*: the next build makes them again, 1-3 min each);
   containers of any of these are removed first;
 - the registry and empty-engine containers (and their network and volumes) of a `make compare`
@@ -30,8 +31,9 @@ from pathlib import Path
 from scripts.images.build import trim_build_cache
 from scripts.infra.bases import BASES, INFRA, STAND_IN_LABEL
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine
+from scripts.peers import IMAGE_REPO as PEERS_REPO
 from scripts.results import human_bytes
-from scripts.variants import ARCHES, IMAGE_REPO
+from scripts.variants import ARCHES, IMAGE_REPO, RELEASE_REPO
 
 SCRATCH_ROOTS = Path("/var/tmp")
 UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
@@ -61,7 +63,7 @@ def engine_usage() -> int:
 
 def project_images() -> list[str]:
     """Image IDs or refs this project built: its tags, its stand-ins, its labelled untagged images."""
-    ours = {IMAGE_REPO, f"{IMAGE_REPO}-scratch"}
+    ours = {IMAGE_REPO, f"{IMAGE_REPO}-scratch", RELEASE_REPO, PEERS_REPO}
     # Stand-ins of the bases and of the measurement images (registry, dind), for every architecture.
     stand_ins = {b.local_ref(arch) for b in (*BASES, *INFRA) for arch in ("", *ARCHES)}
     refs = []

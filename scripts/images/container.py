@@ -62,8 +62,8 @@ class Container:
         """Run detached; publish=False when options bring their own networking (base_url is then yours to set)."""
         ports = {"8000/tcp": (publish_address(), None)} if publish else {}
         try:
-            container = sdk(self.host).containers.run(self.image, detach=True, read_only=True, tmpfs={"/tmp": ""},
-                                                      ports=ports, **self.options)
+            options = {"read_only": True, "tmpfs": {"/tmp": ""}, **self.options}  # options may lift the first
+            container = sdk(self.host).containers.run(self.image, detach=True, ports=ports, **options)
         except DockerException as exc:
             raise EngineError(f"docker run {self.image} failed: {exc}") from None
         self.id = container.id

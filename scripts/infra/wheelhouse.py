@@ -30,6 +30,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
+from scripts.peers import PEERS, requirement_files
 from scripts.variants import TORCH_INDEX, machine_arch
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -58,6 +59,11 @@ REQUIREMENTS = {
                                 "app/requirements-export.txt")), ONNX_SET, MODEL_SET),
     "cuda": (WheelSet("3.11.2", ("app/requirements.txt", "app/requirements-common.txt", "app/torch-cuda.txt",
                                  "app/requirements-dev-extras.txt", "app/requirements-build.txt")), MODEL_SET),
+    # make peers: each server resolved on its own (their dependencies' pins differ), on Python 3.11 as their
+    # images run it; BentoML's image installs the lock its `bentoml build` wrote, and uv to install it.
+    "peers": (*(WheelSet("3.11.2", requirement_files(peer)) for peer in PEERS),
+              WheelSet("3.11.2", ("peers/bentoml/requirements.lock.txt", "peers/bentoml/requirements-uv.txt"),
+                       no_deps=True)),
 }
 
 
@@ -142,11 +148,18 @@ def write_index(folder: Path) -> None:
     simple = folder / "simple"
     simple.mkdir(exist_ok=True)
     links = "".join(f'<a href="{p}/">{p}</a>\n' for p in sorted(projects))
-    (simple / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    _write_page(simple / "index.html", links)
     for project, files in projects.items():
         (simple / project).mkdir(exist_ok=True)
         body = "".join(f'<a href="../../{html.escape(f)}">{html.escape(f)}</a>\n' for f in files)
-        (simple / project / "index.html").write_text(f"<!DOCTYPE html><html><body>\n{body}</body></html>\n")
+        _write_page(simple / project / "index.html", body)
+
+
+def _write_page(path: Path, links: str) -> None:
+    """Replace one index page whole: a build reading the index while it is rewritten never sees half a page."""
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(f"<!DOCTYPE html><html><body>\n{links}</body></html>\n")
+    tmp.replace(path)
 
 
 def checkout_port(root: Path = ROOT) -> int:

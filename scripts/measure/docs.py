@@ -518,6 +518,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
+    "peers": command_table("scripts.measure.peers", "peers.json", "make peers", "images"),  # docs/peers.md
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
     "engines-build-ratio": engines_build_ratio,  # docs/engines.md

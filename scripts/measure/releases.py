@@ -36,11 +36,11 @@ from scripts.measure.installers import PIN_CHANGES, fetch_pins, repin
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
-from scripts.variants import ROOT, Variant, select
+from scripts.variants import RELEASE_REPO, ROOT, Variant, select
 
 OUT = RESULTS / "releases.json"
 PARTIAL = RESULTS / "releases.partial.json"  # the rows measured so far, until the run ends
-REPO = "bert-classifier-release"
+REPO = RELEASE_REPO
 CHANGES = ("app/ edit", "one pin changed", "model change", "unchanged, empty build cache")
 
 

@@ -34,32 +34,36 @@ def post_request(path: str, body: bytes, extra: bytes = b"") -> bytes:
             b"Content-Length: %d\r\n\r\n%s" % (path.encode(), extra, len(body), body))
 
 
-def chunked_request(payload: bytes, size: int = 1000) -> bytes:
+def chunked_request(payload: bytes, size: int = 1000, path: str = "/classify") -> bytes:
     parts = [payload[i:i + size] for i in range(0, len(payload), size)]
-    head = (b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
-            b"Transfer-Encoding: chunked\r\n\r\n")
+    head = (b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\nConnection: close\r\n"
+            b"Transfer-Encoding: chunked\r\n\r\n") % path.encode()
     return head + b"".join(b"%x\r\n%s\r\n" % (len(p), p) for p in parts) + b"0\r\n\r\n"
 
 
-def bad_requests(max_body: int = 1 << 20) -> list[tuple[str, bytes, int]]:
-    """(name, raw request, expected status): each must be answered with that status, as JSON."""
+def bad_requests(max_body: int = 1 << 20, path: str = "/classify") -> list[tuple[str, bytes, int]]:
+    """(name, raw request, expected status): each must be answered with that status, as JSON.
+
+    path: where the service classifies (a peer may serve the same contract elsewhere).
+    """
+    route = path.encode()
     return [
         ("bad request line", b"GARBAGE\r\n\r\n", 400),
-        ("bad Content-Length", b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n", 400),
+        ("bad Content-Length", b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: abc\r\n\r\n" % route, 400),
         ("URL over the limit", b"GET /" + b"a" * 9000 + b" HTTP/1.1\r\nHost: x\r\n\r\n", 414),
         ("too many headers", b"GET /healthz HTTP/1.1\r\nHost: x\r\n"
          + b"".join(b"X-%d: y\r\n" % i for i in range(200)) + b"\r\n", 431),
-        ("malformed chunked body", chunked_request(b"")[:-5] + b"zz\r\nabc\r\n0\r\n\r\n", 400),
-        ("chunked body over the limit", chunked_request(b'{"text": "great film"}' + b" " * max_body), 413),
-        ("body over the limit", post_request("/classify", b'{"text": "' + b"a" * max_body + b'"}'), 413),
-        ("not JSON", post_request("/classify", b"{oops"), 400),
-        ("JSON nested 2,000 deep", post_request("/classify", b"[" * 2000 + b"]" * 2000), 400),
-        ("lone surrogate", post_request("/classify", b'{"text": "great \\ud800"}'), 400),
-        ("only zero-width characters", post_request("/classify", '{"text": "\u200b\u2060"}'.encode()), 400),
-        ("only control characters", post_request("/classify", b'{"text": "\\u0000\\u0007"}'), 400),
-        ("too many texts", post_request("/classify", json.dumps({"texts": ["ok"] * 65}).encode()), 413),
-        ("too many tokens", post_request("/classify", json.dumps({"texts": ["a long film " * 300] * 9}).encode()), 413),
-        ("wrong method", b"DELETE /classify HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 405),
+        ("malformed chunked body", chunked_request(b"", path=path)[:-5] + b"zz\r\nabc\r\n0\r\n\r\n", 400),
+        ("chunked body over the limit", chunked_request(b'{"text": "great film"}' + b" " * max_body, path=path), 413),
+        ("body over the limit", post_request(path, b'{"text": "' + b"a" * max_body + b'"}'), 413),
+        ("not JSON", post_request(path, b"{oops"), 400),
+        ("JSON nested 2,000 deep", post_request(path, b"[" * 2000 + b"]" * 2000), 400),
+        ("lone surrogate", post_request(path, b'{"text": "great \\ud800"}'), 400),
+        ("only zero-width characters", post_request(path, '{"text": "\u200b\u2060"}'.encode()), 400),
+        ("only control characters", post_request(path, b'{"text": "\\u0000\\u0007"}'), 400),
+        ("too many texts", post_request(path, json.dumps({"texts": ["ok"] * 65}).encode()), 413),
+        ("too many tokens", post_request(path, json.dumps({"texts": ["a long film " * 300] * 9}).encode()), 413),
+        ("wrong method", b"DELETE %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % route, 405),
         ("unknown route", b"GET /nope HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n", 404),
     ]
 
@@ -85,9 +89,9 @@ def exchange(host: str, port: int, data: bytes, timeout: float = 30) -> tuple[in
     return int(lines[0].split()[1]), ctype, body
 
 
-def check_bad_requests(host: str, port: int) -> list[Outcome]:
+def check_bad_requests(host: str, port: int, path: str = "/classify") -> list[Outcome]:
     out = []
-    for name, data, want in bad_requests():
+    for name, data, want in bad_requests(path=path):
         try:
             status, ctype, body = exchange(host, port, data)
             shape_ok = ctype == "application/json" and json.loads(body).get("status") == want
@@ -108,18 +112,18 @@ def _timed(host: str, port: int, data: bytes, limit: float) -> tuple[bool, str]:
 
 
 def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers: int = 8, idle: int = 16,
-                       hold: float = 3.0, slowdown: float = 1.0) -> list[Outcome]:
+                       hold: float = 3.0, slowdown: float = 1.0, path: str = "/classify") -> list[Outcome]:
     """Open the attackers, keep them dripping for `hold` seconds, probe meanwhile, close them all."""
     attackers: list[socket.socket] = []
     try:
         for _ in range(slow_bodies):
             sock = socket.create_connection((host, port), timeout=5)
-            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
-                         b"Content-Length: 100000\r\n\r\n{")
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\nContent-Type: application/json\r\n"
+                         b"Content-Length: 100000\r\n\r\n{" % path.encode())
             attackers.append(sock)
         for _ in range(slow_headers):
             sock = socket.create_connection((host, port), timeout=5)
-            sock.sendall(b"POST /classify HTTP/1.1\r\nHost: x\r\n")
+            sock.sendall(b"POST %s HTTP/1.1\r\nHost: x\r\n" % path.encode())
             attackers.append(sock)
         for _ in range(idle):
             attackers.append(socket.create_connection((host, port), timeout=5))
@@ -140,7 +144,7 @@ def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers
         what = f"{slow_bodies} slow bodies, {slow_headers} slow headers, {idle} idle connections open"
         ok_h, healthz = _timed(host, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
                                HEALTHZ_LIMIT_S * slowdown)
-        one = post_request("/classify", b'{"text": "a wonderful film"}')
+        one = post_request(path, b'{"texts": ["a wonderful film"]}')
         ok_c, classify = _timed(host, port, one, CLASSIFY_LIMIT_S * slowdown)
         dripper.join(timeout=hold + 2)
         return [Outcome("/healthz under slow clients", ok_h, f"{healthz}; {what}"),
@@ -150,13 +154,15 @@ def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers
             sock.close()
 
 
-def run_all(host: str, port: int, short: bool = False, slowdown: float = 1.0) -> list[Outcome]:
+def run_all(host: str, port: int, short: bool = False, slowdown: float = 1.0,
+            path: str = "/classify") -> list[Outcome]:
     """The scenarios in order; short=True is the quick set for smoke tests (about 5 s).
 
-    slowdown stretches the attack and the time limits alike (an image run under qemu).
+    slowdown stretches the attack and the time limits alike (an image run under qemu); path is
+    where the service classifies.
     """
-    outcomes = check_slow_clients(host, port, hold=(2.0 if short else 5.0) * slowdown, slowdown=slowdown)
-    outcomes += check_bad_requests(host, port)
+    outcomes = check_slow_clients(host, port, hold=(2.0 if short else 5.0) * slowdown, slowdown=slowdown, path=path)
+    outcomes += check_bad_requests(host, port, path)
     return outcomes
 
 

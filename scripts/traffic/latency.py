@@ -23,8 +23,8 @@ def percentile(values: list[float], q: float) -> float:
     return ordered[min(len(ordered) - 1, round(q * (len(ordered) - 1)))]
 
 
-def post(conn: http.client.HTTPConnection, body: dict) -> dict:
-    conn.request("POST", "/classify", json.dumps(body), {"content-type": "application/json"})
+def post(conn: http.client.HTTPConnection, body: dict, path: str = "/classify") -> dict | list:
+    conn.request("POST", path, json.dumps(body), {"content-type": "application/json"})
     resp = conn.getresponse()
     data = json.loads(resp.read())
     if resp.status != 200:
@@ -33,17 +33,24 @@ def post(conn: http.client.HTTPConnection, body: dict) -> dict:
 
 
 def measure(host: str, port: int, requests: int = 200, max_seconds: float = 120, warmup: int = 20,
-            texts: list[str] = SENTENCES) -> dict:
-    """p50/p95/mean in ms over at most `requests` requests and `max_seconds` seconds, cycling through texts."""
+            texts: list[str] = SENTENCES, path: str = "/classify", field: str = "text") -> dict:
+    """p50/p95/mean in ms over at most `requests` requests and `max_seconds` seconds, cycling through texts.
+
+    Each request asks about one text, as {"text": t} or, with field="texts", {"texts": [t]}; path is
+    where the service classifies.
+    """
+    def body(text: str) -> dict:
+        return {field: [text] if field == "texts" else text}
+
     conn = http.client.HTTPConnection(host, port, timeout=30)
     try:
         for i in range(warmup):
-            post(conn, {"text": texts[i % len(texts)]})
+            post(conn, body(texts[i % len(texts)]), path)
         latencies: list[float] = []
         deadline = time.monotonic() + max_seconds
         while len(latencies) < requests and time.monotonic() < deadline:
             started = time.perf_counter()
-            post(conn, {"text": texts[len(latencies) % len(texts)]})
+            post(conn, body(texts[len(latencies) % len(texts)]), path)
             latencies.append((time.perf_counter() - started) * 1000)
     finally:
         conn.close()

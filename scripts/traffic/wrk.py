@@ -26,7 +26,7 @@ local function pick()
   return bodies[#bodies]
 end
 request = function()
-  return wrk.format("POST", "/classify", {["Content-Type"] = "application/json"}, pick())
+  return wrk.format("POST", %(path)s, {["Content-Type"] = "application/json"}, pick())
 end
 done = function(summary, latency, requests)
   local e = summary.errors
@@ -42,22 +42,23 @@ class WrkMissing(Exception):
     pass
 
 
-def lua_script(bodies: list[tuple[bytes, float]]) -> str:
+def lua_script(bodies: list[tuple[bytes, float]], path: str = "/classify") -> str:
     """The Lua script for (body, weight) pairs: each request's body drawn by weight."""
     lines = []
     for i, (body, weight) in enumerate(bodies, 1):
         lines.append(f"bodies[{i}] = {json.dumps(body.decode())}\nweights[{i}] = {weight}\ntotal = total + {weight}")
-    return SCRIPT % {"bodies": "\n".join(lines)}
+    return SCRIPT % {"bodies": "\n".join(lines), "path": json.dumps(path)}
 
 
-def run(host: str, port: int, concurrency: int, duration: float, bodies: list[tuple[bytes, float]]) -> dict:
+def run(host: str, port: int, concurrency: int, duration: float, bodies: list[tuple[bytes, float]],
+        path: str = "/classify") -> dict:
     """wrk (one thread: enough for 2 cores) with `concurrency` connections for `duration` seconds; the
     summary load.py's levels carry. Non-2xx answers are counted from wrk's own report line."""
     if shutil.which("wrk") is None:
         raise WrkMissing("wrk is not installed (Debian: apt-get install wrk); use --client python")
     with tempfile.TemporaryDirectory() as tmp:
         script = Path(tmp) / "mix.lua"
-        script.write_text(lua_script(bodies))
+        script.write_text(lua_script(bodies, path))
         out = subprocess.run(["wrk", "-t1", f"-c{concurrency}", f"-d{max(1, round(duration))}s", "--timeout", "60s",
                               "-s", str(script), f"http://{host}:{port}"],
                              capture_output=True, text=True, timeout=duration + 120)
