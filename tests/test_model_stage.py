@@ -1,4 +1,5 @@
-"""The model stage every multi-stage Dockerfile repeats is the same text, so one build cache serves them all."""
+"""The stages Dockerfiles repeat are the same text, so one build cache serves them all: the model stage of
+every multi-stage Dockerfile, and onnx_image's export stage in both of its files."""
 
 from __future__ import annotations
 
@@ -7,11 +8,12 @@ import re
 from scripts.variants import VARIANTS
 
 STAGE = re.compile(r"(?ms)^FROM \$\{PYTHON_IMAGE\} AS model\n.*?(?=^FROM |\Z)")
+EXPORT = re.compile(r"(?ms)^FROM \$\{PYTHON_IMAGE\} AS export\n.*?(?=^FROM |\Z)")
 
 
-def model_stages() -> dict[str, str]:
+def model_stages(stage: re.Pattern = STAGE) -> dict[str, str]:
     files = dict.fromkeys(f for v in VARIANTS for f in (v.step_dockerfile, v.dockerfile))
-    found = {f"{f.parent.name}/{f.name}": STAGE.search(f.read_text()) for f in files}
+    found = {f"{f.parent.name}/{f.name}": stage.search(f.read_text()) for f in files}
     return {name: "\n".join(line for line in m.group(0).splitlines() if line.strip() and not line.startswith("#"))
             for name, m in found.items() if m}  # instructions only: what BuildKit's cache keys on
 
@@ -28,3 +30,10 @@ def test_a_drifted_stage_is_caught():
     stages = model_stages()
     drifted = {**stages, "layered_image/Dockerfile": stages["layered_image/Dockerfile"].replace("--no-deps", "")}
     assert len(set(drifted.values())) == 2
+
+
+def test_onnx_images_two_files_export_the_model_with_the_same_lines():
+    stages = model_stages(EXPORT)
+    assert set(stages) == {"onnx_image/runtime.Dockerfile", "onnx_image/Dockerfile"}
+    assert len(set(stages.values())) == 1, "the export stages differ: torch would be installed twice"
+    assert "export_onnx.py" in next(iter(stages.values()))
