@@ -24,6 +24,7 @@ class Peer:
     name: str  # folder under peers/, and the slim Dockerfile's target
     title: str
     path: str = "/classify"  # where it serves the contract
+    probe: str = "/healthz"  # its liveness probe (the hostile set checks it answers under slow clients)
     field: str = "texts"  # the request field one sentence goes in ({"texts": [s]} is what every peer accepts)
     wrapped: bool = True  # the answer is {"predictions": [...]}; False: the list itself
     # Its default image writes under / at start (BentoML its home, Ray its token and sessions): it is run
@@ -67,10 +68,10 @@ class Peer:
 
 PEERS = (
     Peer("fastapi", "FastAPI + uvicorn"),
-    Peer("litserve", "LitServe"),
-    Peer("bentoml", "BentoML", wrapped=False, writes_root=True),
-    Peer("kserve", "KServe ModelServer", path="/v1/models/classifier:predict"),
-    Peer("rayserve", "Ray Serve", writes_root=True, sources=True),
+    Peer("litserve", "LitServe", probe="/readyz"),
+    Peer("bentoml", "BentoML", probe="/livez", wrapped=False, writes_root=True),
+    Peer("kserve", "KServe ModelServer", path="/v1/models/classifier:predict", probe="/v2/health/live"),
+    Peer("rayserve", "Ray Serve", probe="/-/healthz", writes_root=True, sources=True),
 )
 BY_NAME = {p.name: p for p in PEERS}
 # Built and smoke-tested by `make test`, both packagings: the peers whose images each build cold in under a

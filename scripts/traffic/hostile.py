@@ -112,7 +112,8 @@ def _timed(host: str, port: int, data: bytes, limit: float) -> tuple[bool, str]:
 
 
 def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers: int = 8, idle: int = 16,
-                       hold: float = 3.0, slowdown: float = 1.0, path: str = "/classify") -> list[Outcome]:
+                       hold: float = 3.0, slowdown: float = 1.0, path: str = "/classify",
+                       probe: str = "/healthz") -> list[Outcome]:
     """Open the attackers, keep them dripping for `hold` seconds, probe meanwhile, close them all."""
     attackers: list[socket.socket] = []
     try:
@@ -142,7 +143,7 @@ def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers
         dripper.start()
         time.sleep(min(1.0, hold / 2))  # the attack is in place
         what = f"{slow_bodies} slow bodies, {slow_headers} slow headers, {idle} idle connections open"
-        ok_h, healthz = _timed(host, port, b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n",
+        ok_h, healthz = _timed(host, port, b"GET %s HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n" % probe.encode(),
                                HEALTHZ_LIMIT_S * slowdown)
         one = post_request(path, b'{"texts": ["a wonderful film"]}')
         ok_c, classify = _timed(host, port, one, CLASSIFY_LIMIT_S * slowdown)
@@ -155,13 +156,14 @@ def check_slow_clients(host: str, port: int, slow_bodies: int = 16, slow_headers
 
 
 def run_all(host: str, port: int, short: bool = False, slowdown: float = 1.0,
-            path: str = "/classify") -> list[Outcome]:
+            path: str = "/classify", probe: str = "/healthz") -> list[Outcome]:
     """The scenarios in order; short=True is the quick set for smoke tests (about 5 s).
 
     slowdown stretches the attack and the time limits alike (an image run under qemu); path is
-    where the service classifies.
+    where the service classifies, probe its liveness probe (the "/healthz under slow clients" one).
     """
-    outcomes = check_slow_clients(host, port, hold=(2.0 if short else 5.0) * slowdown, slowdown=slowdown, path=path)
+    outcomes = check_slow_clients(host, port, hold=(2.0 if short else 5.0) * slowdown, slowdown=slowdown, path=path,
+                                  probe=probe)
     outcomes += check_bad_requests(host, port, path)
     return outcomes
 
