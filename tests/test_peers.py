@@ -14,7 +14,8 @@ from scripts.images.container import NEGATIVE, POSITIVE
 from scripts.images.peer_images import WrongAnswer, check_answers, select
 from scripts.infra.wheelhouse import REQUIREMENTS
 from scripts.measure.peers import ratio
-from scripts.peers import BY_NAME, PEERS, PEERS_DIR, Peer
+from scripts.peers import BY_NAME, CI_PEERS, PEERS, PEERS_DIR, Peer
+from scripts.results import RESULTS, load_json
 from scripts.traffic import hostile, latency, wrk
 from scripts.variants import ROOT
 
@@ -138,3 +139,11 @@ def test_ratio_says_how_onnx_image_stands_against_the_best_peer():
     assert ratio(images, "size", smaller=True) == "2.00x"  # half the best peer's size
     assert ratio(images, "rps", smaller=False) == "0.50x"  # half the best peer's throughput
     assert ratio({"onnx_image": {}}, "size", smaller=True) == "-"
+
+
+def test_the_peers_make_test_builds_each_built_cold_in_under_a_minute():
+    images = load_json(RESULTS / "peers.json")["images"]
+    for name in CI_PEERS:
+        for packaging in ("default", "slim"):
+            row = images[f"{name} ({packaging})"]
+            assert row["build_seconds"] < 60, f"{name} ({packaging}) took {row['build_seconds']} s: not for make test"

@@ -94,7 +94,8 @@ def check_bad_requests(host: str, port: int, path: str = "/classify") -> list[Ou
     for name, data, want in bad_requests(path=path):
         try:
             status, ctype, body = exchange(host, port, data)
-            shape_ok = ctype == "application/json" and json.loads(body).get("status") == want
+            answer = json.loads(body) if ctype == "application/json" else None
+            shape_ok = isinstance(answer, dict) and answer.get("status") == want
             out.append(Outcome(name, status == want and shape_ok, f"HTTP {status} {ctype}"))
         except (OSError, ValueError) as exc:
             out.append(Outcome(name, False, f"{type(exc).__name__}: {exc}"))
