@@ -10,20 +10,24 @@ from __future__ import annotations
 
 import argparse
 import json
+import shutil
 import sys
+import tempfile
 import time
 import urllib.error
+from pathlib import Path
 
 from scripts.images.build import BuildSetup, build_all, build_image, engine_arch, image_size, prepare
 from scripts.images.container import NEGATIVE, POSITIVE, Container, http
 from scripts.infra import wheelhouse
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.peers import BY_NAME, PACKAGINGS, Peer
+from scripts.peers import BY_NAME, PACKAGINGS, PEERS_DIR, Peer
 from scripts.results import human_bytes
 from scripts.variants import BY_NAME as VARIANTS
 from scripts.variants import ROOT
 
 ONNX = VARIANTS["onnx_image"]
+TRIM_VENV = Path("scripts/images/trim_venv.py")  # the one file from outside peers/ a peer build copies
 
 
 class WrongAnswer(Exception):
@@ -58,8 +62,15 @@ def prepared() -> BuildSetup:
 def build(peer: Peer, packaging: str, setup: BuildSetup, cold: bool = True) -> dict:
     """Build one peer image; its size and build seconds."""
     image = peer.image(packaging)
-    with setup.wheels():
-        seconds = build_image(peer.dockerfile(packaging), image, setup, context=ROOT, no_cache=cold,
+    # A scratch context holding only what the Dockerfiles copy: BuildKit 0.8 (Docker 20.10) was seen to
+    # send this checkout's root as context, not what <Dockerfile>.dockerignore lets through, now and then.
+    with tempfile.TemporaryDirectory(prefix="peer-context-") as tmp, setup.wheels():
+        context = Path(tmp)
+        shutil.copytree(PEERS_DIR, context / "peers", ignore=shutil.ignore_patterns("__pycache__"))
+        (context / TRIM_VENV.parent).mkdir(parents=True)
+        shutil.copy2(ROOT / TRIM_VENV, context / TRIM_VENV)
+        dockerfile = context / peer.dockerfile(packaging).relative_to(ROOT)
+        seconds = build_image(dockerfile, image, setup, context=context, no_cache=cold,
                               label=f"{peer.name} ({packaging})", build_args=peer.build_args(packaging, ONNX.image),
                               target=peer.target(packaging))
     size = image_size(image)

@@ -269,7 +269,7 @@ def main(argv: list[str] | None = None) -> int:
                 log(f"{image}: building it cold ...")
                 built = build(peer, packaging, setup)
                 figures = measure_image(image, peer, peer.run_options(packaging), runs, skip, infra)
-                images[f"{peer.name} ({packaging})"] = {**figures, "packaging": packaging,
+                images[f"{peer.name}-{packaging}"] = {**figures, "packaging": packaging,
                                                         "build_seconds": built["build_seconds"]}
                 save_json(PARTIAL, data)
                 trim_build_cache()
