@@ -71,3 +71,12 @@ class Classifier:
         probs = exp / exp.sum(axis=-1, keepdims=True)
         return [{"label": self.labels[i], "score": round(float(p[i]), 6)}
                 for i, p in zip(probs.argmax(axis=-1).tolist(), probs, strict=True)]
+
+    def predict_batches(self, batch: list[list[str]]) -> list[list[dict]]:
+        """Several requests' texts in one pass, the predictions split back per request (servers that batch)."""
+        flat = self.predict([t for texts in batch for t in texts])
+        out, start = [], 0
+        for texts in batch:
+            out.append(flat[start:start + len(texts)])
+            start += len(texts)
+        return out

@@ -25,12 +25,7 @@ class ClassifierAPI(ls.LitAPI):
         return inputs  # each request keeps its own texts; predict() runs them in one pass
 
     def predict(self, batch: list[list[str]]) -> list[list[dict]]:
-        flat = self.model.predict([t for texts in batch for t in texts])
-        out, start = [], 0
-        for texts in batch:
-            out.append(flat[start:start + len(texts)])
-            start += len(texts)
-        return out
+        return self.model.predict_batches(batch)
 
     def unbatch(self, output: list[list[dict]]) -> list[list[dict]]:
         return output

@@ -21,12 +21,7 @@ class BertClassifier:
 
     @serve.batch(max_batch_size=32, batch_wait_timeout_s=0.005)
     async def predict_batch(self, batch: list[list[str]]) -> list[list[dict]]:
-        flat = self.model.predict([t for texts in batch for t in texts])
-        out, start = [], 0
-        for texts in batch:
-            out.append(flat[start:start + len(texts)])
-            start += len(texts)
-        return out
+        return self.model.predict_batches(batch)
 
     @app.get("/readyz")
     async def ready(self) -> dict:

@@ -101,6 +101,20 @@ class Container:
             time.sleep(0.1)
         raise EngineError(f"{self.image} not ready after {timeout:.0f}s; its log ends:\n{self.logs()}")
 
+    def wait_answer(self, answered, started: float, what: str, timeout: float = 180) -> float:
+        """Seconds from started (a perf_counter reading) until answered() is true: the first answer after
+        `docker run`. answered() may raise OSError while nothing listens; EngineError if it exits or times out."""
+        while time.perf_counter() - started < timeout:
+            try:
+                if answered():
+                    return time.perf_counter() - started
+            except (OSError, urllib.error.URLError):
+                pass
+            if not self.running():
+                raise EngineError(f"{self.image} exited during start-up:\n{self.logs()}")
+            time.sleep(0.05)
+        raise EngineError(f"{self.image}: no answer on {what} within {timeout:.0f}s:\n{self.logs()}")
+
     def stop(self, grace: int) -> None:
         """SIGTERM, then SIGKILL after grace seconds (`docker stop -t grace`)."""
         self._get().stop(timeout=grace)

@@ -14,7 +14,6 @@ import shutil
 import sys
 import tempfile
 import time
-import urllib.error
 from pathlib import Path
 
 from scripts.images.build import BuildSetup, build_all, build_image, engine_arch, image_size, prepare
@@ -104,16 +103,8 @@ def check_answers(base_url: str, peer: Peer) -> None:
 
 def wait_first_answer(container: Container, peer: Peer, started: float, timeout: float = 180) -> float:
     """Seconds from started (a perf_counter reading) to the first 200 the contract's path gives."""
-    while time.perf_counter() - started < timeout:
-        try:
-            if ask(container.base_url, peer, [POSITIVE], timeout=5)[0] == 200:
-                return time.perf_counter() - started
-        except (OSError, urllib.error.URLError):
-            pass
-        if not container.running():
-            raise EngineError(f"{container.image} exited during start-up:\n{container.logs()}")
-        time.sleep(0.05)
-    raise EngineError(f"{container.image}: no answer on {peer.path} within {timeout:.0f}s:\n{container.logs()}")
+    return container.wait_answer(lambda: ask(container.base_url, peer, [POSITIVE], timeout=5)[0] == 200, started,
+                                 peer.path, timeout)
 
 
 def smoke(peer: Peer, packaging: str) -> float:

@@ -36,7 +36,6 @@ import statistics
 import sys
 import tempfile
 import time
-import urllib.error
 from pathlib import Path
 
 from image_advisor.errors import AdvisorError
@@ -78,16 +77,8 @@ def log(msg: str) -> None:
 
 def wait_first_classify(container: Container, started: float, timeout: float = 180) -> float:
     """Seconds from started (a perf_counter reading) to the container's first 200 from /classify."""
-    while time.perf_counter() - started < timeout:
-        try:
-            if classify(container.base_url, "I love this movie")[0] == 200:
-                return time.perf_counter() - started
-        except (OSError, urllib.error.URLError):
-            pass
-        if not container.running():
-            raise EngineError(f"{container.image} exited during start-up:\n{container.logs()}")
-        time.sleep(0.05)
-    raise EngineError(f"{container.image}: no /classify answer within {timeout:.0f}s")
+    return container.wait_answer(lambda: classify(container.base_url, "I love this movie")[0] == 200, started,
+                                 "/classify", timeout)
 
 
 def start_runs() -> int:
