@@ -89,17 +89,8 @@ class Container:
 
     def wait_ready(self, timeout: float = 180) -> float:
         """Seconds until /readyz answers 200; EngineError if it exits or times out."""
-        started = time.monotonic()
-        while time.monotonic() - started < timeout:
-            try:
-                if http("GET", f"{self.base_url}/readyz", timeout=2)[0] == 200:
-                    return time.monotonic() - started
-            except OSError:
-                pass
-            if not self.running():
-                raise EngineError(f"{self.image} exited before it was ready; its log ends:\n{self.logs()}")
-            time.sleep(0.1)
-        raise EngineError(f"{self.image} not ready after {timeout:.0f}s; its log ends:\n{self.logs()}")
+        return self.wait_answer(lambda: http("GET", f"{self.base_url}/readyz", timeout=2)[0] == 200,
+                                time.perf_counter(), "/readyz", timeout)
 
     def wait_answer(self, answered, started: float, what: str, timeout: float = 180) -> float:
         """Seconds from started (a perf_counter reading) until answered() is true: the first answer after

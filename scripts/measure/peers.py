@@ -90,10 +90,10 @@ def serving(image: str, peer: Peer, options: dict) -> dict:
         wait_first_answer(container, peer, time.perf_counter())
         check_answers(container.base_url, peer)
         host, port = container.base_url.removeprefix("http://").split(":")
-        figures = latency.measure(host, int(port), requests=200, max_seconds=120, path=peer.path, field="texts")
+        figures = latency.measure(host, int(port), requests=200, max_seconds=120, path=peer.path, field=peer.field)
         time.sleep(2)  # warmed up by the latency run; settled, as make compare waits before reading memory
         figures["idle_memory_bytes"] = container_memory(container.id)
-        bodies = [(json.dumps({"texts": [s]}).encode(), 1.0) for s in latency.SENTENCES]
+        bodies = [(json.dumps({peer.field: [s]}).encode(), 1.0) for s in latency.SENTENCES]
         with PeakSampler(container.id, container.host) as under_load:
             for c in LEVELS:
                 row = wrk.run(host, int(port), c, WRK_SECONDS, bodies, path=peer.path)
