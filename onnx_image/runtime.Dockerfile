@@ -31,6 +31,8 @@ COPY --from=model /opt/model /opt/model
 RUN python /tmp/export_onnx.py --model /opt/model --out /opt --forms int8
 
 FROM ${DEBIAN_IMAGE} AS build
+# Bytecode keyed by each module's hash, not its file time: the same bytes in every build (docs/releases.md).
+ARG SOURCE_DATE_EPOCH=315532800
 # hadolint ignore=DL3008
 RUN apt-get update \
     && apt-get install -y --no-install-recommends python3-venv \

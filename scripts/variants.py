@@ -11,6 +11,9 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parent.parent
 IMAGE_REPO = "bert-classifier"
 RELEASE_REPO = f"{IMAGE_REPO}-release"  # make releases' builds, pushed release after release
+# SOURCE_DATE_EPOCH for reproducible builds: fixed, not the commit's time, so a layer whose inputs did
+# not change is the same bytes in every release. 1980-01-01, the earliest time a zip (a wheel) can hold.
+EPOCH = 315532800
 # Which torch goes in: app/torch-<flavor>.txt. The ONNX image has no torch, so it is cpu only.
 FLAVORS = ("cpu", "cuda")
 # Where pip finds each flavour's torch (the Dockerfiles' TORCH_INDEX_URL default is the cpu one).

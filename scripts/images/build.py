@@ -102,10 +102,11 @@ class BuildSetup:
 
 def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
                 no_cache: bool = True, label: str = "", quiet: bool = False,
-                build_args: dict[str, str] | None = None, target: str = "") -> float:
+                build_args: dict[str, str] | None = None, target: str = "", output: str = "") -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines.
 
-    build_args: more --build-arg pairs, after (so over) the setup's own; target: the stage to build.
+    build_args: more --build-arg pairs, after (so over) the setup's own; target: the stage to build;
+    output: an --output (buildx: type=oci,dest=...) instead of an image in the engine.
     """
     # The host network only to reach the wheelhouse (on 127.0.0.1, or beside ENGINE's engine); else the builder's own.
     network = ["--network=host"] if setup.index_url else []
@@ -114,6 +115,7 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
            "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.images.build", *setup.build_args()]
     cmd += [x for k, v in sorted((build_args or {}).items()) for x in ("--build-arg", f"{k}={v}")]
     cmd += ["--target", target] if target else []
+    cmd += ["--output", output] if output else []
     if no_cache:
         cmd.append("--no-cache")
     cmd.append(str(context))
@@ -122,12 +124,16 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
     env = {**os.environ, "DOCKER_BUILDKIT": "1"}
     with subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env) as proc:
         assert proc.stdout is not None
-        for line in proc.stdout:
-            line = line.rstrip()
-            tail.append(line)
-            # Step headers and their completion are progress enough; the full log is kept on failure.
-            if not quiet and STEP_LINE.match(line):
-                print(f"  [{label or tag}] {line[:150]}", file=sys.stderr, flush=True)
+        try:
+            for line in proc.stdout:
+                line = line.rstrip()
+                tail.append(line)
+                # Step headers and their completion are progress enough; the full log is kept on failure.
+                if not quiet and STEP_LINE.match(line):
+                    print(f"  [{label or tag}] {line[:150]}", file=sys.stderr, flush=True)
+        except BaseException:  # Ctrl-C, SIGTERM: stop the build too, rather than wait for it to finish
+            proc.terminate()
+            raise
         rc = proc.wait()
     elapsed = time.perf_counter() - started
     if rc != 0:

@@ -81,7 +81,13 @@ def pip_baseline(now: str) -> str:
     if not stage or "COPY model /opt/model\n" not in old:
         raise EngineError("layered_image/Dockerfile has no model stage to give the pip baseline")
     old = old.replace("COPY model /opt/model\n", "COPY --from=model /opt/model /opt/model\n")
-    return old.replace("FROM ${PYTHON_IMAGE} AS build\n", stage.group(0) + "FROM ${PYTHON_IMAGE} AS build\n", 1)
+    # Today's epoch lines at the head of the build stage and today's runtime stage (SOURCE_DATE_EPOCH before
+    # useradd), which that commit predates: they are not what the comparison is about.
+    epoch = re.search(r"(?m)^FROM \$\{PYTHON_IMAGE\} AS build\n((?:#.*\n)*ARG SOURCE_DATE_EPOCH=\d+\n)", now)
+    runtime = now[now.rindex("FROM ${PYTHON_SLIM_IMAGE}"):]
+    old = old[:old.rindex("FROM ${PYTHON_SLIM_IMAGE}")] + runtime
+    head = "FROM ${PYTHON_IMAGE} AS build\n" + (epoch.group(1) if epoch else "")
+    return old.replace("FROM ${PYTHON_IMAGE} AS build\n", stage.group(0) + head, 1)
 
 
 def steps(dockerfile: Path, ctx: Path, setup, installer: str) -> dict:
