@@ -13,8 +13,8 @@ from pathlib import Path
 from scripts.variants import suffix
 
 # ENGINE=docker26 (scripts/infra/engines.py): what is measured on that engine goes under results/engines/docker26/.
-RESULTS = Path(__file__).resolve().parent.parent / "results" / \
-    (f"engines/{os.environ['ENGINE'].strip()}" if os.environ.get("ENGINE", "").strip() else "")
+RESULTS_ROOT = Path(__file__).resolve().parent.parent / "results"
+RESULTS = RESULTS_ROOT / (f"engines/{os.environ['ENGINE'].strip()}" if os.environ.get("ENGINE", "").strip() else "")
 
 
 def flavored(path: Path, flavor: str, platform: str = "") -> Path:

@@ -519,6 +519,10 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
     "peers": command_table("scripts.measure.peers", "peers.json", "make peers", "images"),  # docs/peers.md
+    "reproducible": command_table("scripts.measure.reproducible", "reproducible.json", "make reproducible"),
+    "reproducible-docker26-containerd": command_table(
+        "scripts.measure.reproducible", "reproducible-docker26-containerd.json",
+        "ENGINE=docker26-containerd make reproducible"),  # docs/releases.md
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
     "engines-build-ratio": engines_build_ratio,  # docs/engines.md

@@ -15,7 +15,7 @@ Elsewhere (Docker 20.10's BuildKit predates both) each build is tagged and `dock
 The two archives are compared by their digest (the manifest's for an OCI layout, the config's, the
 image ID, for a docker save); where they differ, the config's fields and then, layer by layer (by
 diff ID), file by file: which paths differ and in what (content, mtime, mode, owner, link, only in one).
-Results: results/reproducible.json (results/engines/ENGINE/ under ENGINE=...).
+Results: results/reproducible.json, or results/reproducible-ENGINE.json under ENGINE=....
 """
 
 from __future__ import annotations
@@ -42,10 +42,12 @@ from scripts.images.build import BuildError, build_image, prepare, remove_image,
 from scripts.images.context import scratch_context
 from scripts.infra.engine import EngineError, buildkit_client, docker, finish_cleanly_on_sigterm
 from scripts.measure.releases import blobs, moved
-from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json
 from scripts.variants import EPOCH, IMAGE_REPO, VARIANTS, Variant, select
 
-OUT = RESULTS / "reproducible.json"
+# Both engines' results are kept (results/engines/, where ENGINE=... puts its files, is not committed).
+ENGINE = os.environ.get("ENGINE", "").strip()
+OUT = RESULTS_ROOT / (f"reproducible-{ENGINE}.json" if ENGINE else "reproducible.json")
 SHOWN = 12  # paths kept per layer in the results file (the count is of all)
 
 
