@@ -22,7 +22,7 @@ endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
         serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
-        installers releases reproducible peers peer-images
+        installers releases reproducible compression peers peer-images
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -126,6 +126,9 @@ releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, 
 
 reproducible: $(VENV_STAMP)  ## two clean builds per variant (VARIANTS=), compared: same digest or the files that differ (ENGINE=docker26-containerd rewrites timestamps): results/reproducible.json
 	$(PY) -m scripts.measure.reproducible
+
+compression: $(VENV_STAMP)  ## zstd against gzip per variant: push bytes, decompress seconds (ENGINE=docker26-containerd): results/compression.json
+	$(PY) -m scripts.measure.compression
 
 peers: $(VENV_STAMP)  ## onnx_image beside FastAPI, LitServe, BentoML, KServe, Ray Serve serving its model, each packaged two ways (PEERS= PACKAGINGS=): results/peers.{json,md,png}
 	$(PY) -m scripts.measure.peers

@@ -27,7 +27,8 @@ def layer(files: dict[str, bytes], mtimes: dict[str, int]) -> bytes:
     return gzip.compress(buf.getvalue(), mtime=0)
 
 
-def oci_layout(path: Path, layers: list[bytes], created: str = "1980-01-01T00:00:00Z") -> Path:
+def oci_layout(path: Path, layers: list[bytes], created: str = "1980-01-01T00:00:00Z",
+               media_type: str = "application/vnd.oci.image.layer.v1.tar+gzip", decompress=gzip.decompress) -> Path:
     blobs: dict[str, bytes] = {}
 
     def put(data: bytes) -> dict:
@@ -35,13 +36,13 @@ def oci_layout(path: Path, layers: list[bytes], created: str = "1980-01-01T00:00
         blobs[digest] = data
         return {"digest": digest, "size": len(data)}
 
-    diff_ids = ["sha256:" + hashlib.sha256(gzip.decompress(x)).hexdigest() for x in layers]
+    diff_ids = ["sha256:" + hashlib.sha256(decompress(x)).hexdigest() for x in layers]
     config = {"architecture": "amd64", "os": "linux", "created": created,
               "rootfs": {"type": "layers", "diff_ids": diff_ids},
               "history": [{"created": created, "created_by": f"RUN step {i}"} for i in range(len(layers))]}
     manifest = {"schemaVersion": 2, "mediaType": "application/vnd.oci.image.manifest.v1+json",
                 "config": {"mediaType": "application/vnd.oci.image.config.v1+json", **put(json.dumps(config).encode())},
-                "layers": [{"mediaType": "application/vnd.oci.image.layer.v1.tar+gzip", **put(x)} for x in layers]}
+                "layers": [{"mediaType": media_type, **put(x)} for x in layers]}
     index = {"schemaVersion": 2, "manifests": [{"mediaType": manifest["mediaType"],
                                                 **put(json.dumps(manifest).encode()),
                                                 "platform": {"architecture": "amd64", "os": "linux"}}]}

@@ -519,6 +519,8 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
     "peers": command_table("scripts.measure.peers", "peers.json", "make peers", "images"),  # docs/peers.md
+    "compression": command_table("scripts.measure.compression", "compression.json",
+                                 "ENGINE=docker26-containerd make compression"),  # docs/releases.md
     "reproducible": command_table("scripts.measure.reproducible", "reproducible.json", "make reproducible"),
     "reproducible-docker26-containerd": command_table(
         "scripts.measure.reproducible", "reproducible-docker26-containerd.json",

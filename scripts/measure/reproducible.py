@@ -239,6 +239,12 @@ def step_name(created_by: str) -> str:
     return line if len(line) <= 60 else line[:57] + "..."
 
 
+def in_order(rows: dict) -> list[tuple[str, dict]]:
+    """The rows in the variants' order (a partial run merges its rows after the file's others)."""
+    order = {v.name: i for i, v in enumerate(VARIANTS)}
+    return sorted(rows.items(), key=lambda item: order.get(item[0], len(order)))
+
+
 def markdown(data: dict) -> str:
     where = data.get("machine", {})
     how = ("OCI layouts written with rewrite-timestamp=true" if data.get("rewrite_timestamps")
@@ -247,8 +253,7 @@ def markdown(data: dict) -> str:
              f"SOURCE_DATE_EPOCH={data.get('epoch', '?')}; measured {data.get('measured_at', '?')}_", "",
              "| variant | two clean builds | the second one's push moves | layers that differ | paths, first of them |",
              "|---|---|---|---|---|"]
-    order = {v.name: i for i, v in enumerate(VARIANTS)}
-    for name, row in sorted(data.get("variants", {}).items(), key=lambda item: order.get(item[0], len(order))):
+    for name, row in in_order(data.get("variants", {})):
         moves = human_bytes(row["rebuild_moves_bytes"]) if "rebuild_moves_bytes" in row else "-"
         if row["same"]:
             lines.append(f"| {name} | same digest `{row['digests'][0][:19]}` | {moves} | - | - |")
@@ -265,7 +270,7 @@ def markdown(data: dict) -> str:
 
 
 def table(data: dict) -> tuple[list[str], list[list[str]]]:
-    return ["variant", "two clean builds"], [[name, summary(r)] for name, r in data.get("variants", {}).items()]
+    return ["variant", "two clean builds"], [[name, summary(r)] for name, r in in_order(data.get("variants", {}))]
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -1,0 +1,47 @@
+"""make compression's figures from two OCI layouts of the same files, gzip and zstd layers: the same
+bytes unpacked, push bytes as the manifest adds them up."""
+
+from __future__ import annotations
+
+import gzip
+import io
+import os
+import tarfile
+
+from backports import zstd
+
+from scripts.measure import compression
+from tests.test_reproducible import oci_layout
+
+
+def raw_layer(files: dict[str, bytes]) -> bytes:
+    buf = io.BytesIO()
+    with tarfile.open(fileobj=buf, mode="w") as tar:
+        for name, data in files.items():
+            info = tarfile.TarInfo(name)
+            info.size = len(data)
+            tar.addfile(info, io.BytesIO(data))
+    return buf.getvalue()
+
+
+def test_gzip_and_zstd_layouts_of_one_image_unpack_to_the_same_bytes(tmp_path):
+    layers = [raw_layer({"usr/lib/libx.so": os.urandom(50_000)}),
+              raw_layer({"opt/venv/model.bin": b"\x01\x02" * 200_000, "opt/venv/m.py": b"x = 1\n" * 1000})]
+    g = compression.figures(oci_layout(tmp_path / "g.tar", [gzip.compress(x, mtime=0) for x in layers]))
+    z = compression.figures(oci_layout(tmp_path / "z.tar", [zstd.compress(x) for x in layers],
+                                       media_type="application/vnd.oci.image.layer.v1.tar+zstd",
+                                       decompress=zstd.decompress))
+    assert g["unpacked_bytes"] == z["unpacked_bytes"] == sum(map(len, layers))
+    assert g["media_types"] == ["application/vnd.oci.image.layer.v1.tar+gzip"]
+    assert z["media_types"] == ["application/vnd.oci.image.layer.v1.tar+zstd"]
+    for row in (g, z):  # the config is pushed too: more than the layers alone
+        assert row["push_bytes"] > row["layer_bytes"] > 0 and row["layers"] == 2
+    assert z["layer_bytes"] != g["layer_bytes"]
+
+
+def test_the_table_has_both_compressions_and_their_ratio():
+    row = {"push_bytes": 100_000_000, "decompress_seconds": 2.0}
+    data = {"variants": {"onnx_image": {"gzip": row, "zstd": {"push_bytes": 90_000_000, "decompress_seconds": 0.5}}}}
+    header, body = compression.table(data)
+    assert body == [["onnx_image", "100 MB", "90.0 MB", "0.90x", "2.0 s", "0.5 s", "0.25x"]]
+    assert len(header) == len(body[0])
