@@ -121,13 +121,13 @@ gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no v
 engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
 	$(PY) -m scripts.measure.engine_sizes
 
-releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json
+releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json (ENGINE=docker26-containerd: reproducible builds, results/releases-docker26-containerd.json)
 	$(PY) -m scripts.measure.releases
 
 reproducible: $(VENV_STAMP)  ## two clean builds per variant (VARIANTS=), compared: same digest or the files that differ (ENGINE=docker26-containerd rewrites timestamps): results/reproducible.json
 	$(PY) -m scripts.measure.reproducible
 
-compression: $(VENV_STAMP)  ## zstd against gzip per variant: push bytes, decompress seconds (ENGINE=docker26-containerd): results/compression.json
+compression: $(VENV_STAMP)  ## zstd against gzip per variant: push bytes and seconds, a fresh node's pull and first answer, decompress seconds (ENGINE=docker26-containerd): results/compression.json
 	$(PY) -m scripts.measure.compression
 
 peers: $(VENV_STAMP)  ## onnx_image beside FastAPI, LitServe, BentoML, KServe, Ray Serve serving its model, each packaged two ways (PEERS= PACKAGINGS=): results/peers.{json,md,png}

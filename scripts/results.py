@@ -39,6 +39,15 @@ def save_json(path: Path, data: dict) -> None:
     os.replace(tmp, path)
 
 
+def save_rows(path: Path, data: dict, some: bool) -> dict:
+    """Write a measurement's data (its rows under "variants") to path. A run of some variants only (some)
+    keeps the file's other rows, its own over theirs. Returns what was written."""
+    if some:
+        data = {**data, "variants": {**load_json(path).get("variants", {}), **data["variants"]}}
+    save_json(path, data)
+    return data
+
+
 def human_bytes(n: float) -> str:
     """Decimal units as `docker image ls` prints them: one decimal below 100, none above."""
     units = ("B", "KB", "MB", "GB")

@@ -4,24 +4,12 @@ bytes unpacked, push bytes as the manifest adds them up."""
 from __future__ import annotations
 
 import gzip
-import io
 import os
-import tarfile
 
 from backports import zstd
 
 from scripts.measure import compression
-from tests.test_reproducible import oci_layout
-
-
-def raw_layer(files: dict[str, bytes]) -> bytes:
-    buf = io.BytesIO()
-    with tarfile.open(fileobj=buf, mode="w") as tar:
-        for name, data in files.items():
-            info = tarfile.TarInfo(name)
-            info.size = len(data)
-            tar.addfile(info, io.BytesIO(data))
-    return buf.getvalue()
+from tests.test_reproducible import oci_layout, raw_layer
 
 
 def test_gzip_and_zstd_layouts_of_one_image_unpack_to_the_same_bytes(tmp_path):
@@ -39,9 +27,17 @@ def test_gzip_and_zstd_layouts_of_one_image_unpack_to_the_same_bytes(tmp_path):
     assert z["layer_bytes"] != g["layer_bytes"]
 
 
-def test_the_table_has_both_compressions_and_their_ratio():
-    row = {"push_bytes": 100_000_000, "decompress_seconds": 2.0}
-    data = {"variants": {"onnx_image": {"gzip": row, "zstd": {"push_bytes": 90_000_000, "decompress_seconds": 0.5}}}}
+def test_the_table_pairs_gzip_and_zstd_with_their_ratio_and_names_what_an_older_engine_said():
+    g = {"push_bytes": 100_000_000, "push_seconds": 2.0, "pull_seconds": 4.0, "fresh_node_seconds": 5.0,
+         "decompress_seconds": 2.0}
+    z = {"push_bytes": 90_000_000, "push_seconds": 2.0, "pull_seconds": 3.0, "fresh_node_seconds": 4.5,
+         "decompress_seconds": 0.5}
+    data = {"variants": {"onnx_image": {"gzip": g, "zstd": z}, "naive_image": {"gzip": g, "zstd": {}}},
+            "older_engine": {"engine": "20.10.24", "image": "onnx_image", "pull": "archive/tar: invalid tar header"}}
     header, body = compression.table(data)
-    assert body == [["onnx_image", "100 MB", "90.0 MB", "0.90x", "2.0 s", "0.5 s", "0.25x"]]
-    assert len(header) == len(body[0])
+    assert body[0][0] == "naive_image" and body[0][1] == "-"  # a row measured in part: no figure made up
+    assert body[1] == ["onnx_image", "100 MB / 90.0 MB (0.90x)", "2.0 s / 2.0 s (1.00x)", "4.0 s / 3.0 s (0.75x)",
+                       "5.0 s / 4.5 s (0.90x)", "2.0 s / 0.5 s (0.25x)"]
+    assert len(header) == len(body[1])
+    assert "Docker 20.10.24 pulling onnx_image with zstd layers: `archive/tar: invalid tar header`" in \
+        compression.markdown(data)

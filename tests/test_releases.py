@@ -7,6 +7,7 @@ from safetensors import safe_open
 from scripts.images.context import scratch_context
 from scripts.measure import releases
 from scripts.model import assemble as assembly
+from scripts.results import load_json, save_rows
 from scripts.variants import BY_NAME, ROOT
 
 
@@ -49,3 +50,13 @@ def test_table_names_every_change():
     text = releases.markdown(data)
     assert all(change in text for change in releases.CHANGES)
     assert text.count("2.0 MB / 1.0 MB") == 1 + len(releases.CHANGES)
+
+
+def test_a_run_of_some_variants_keeps_the_other_rows_and_a_full_run_replaces_them(tmp_path):
+    path = tmp_path / "releases.json"
+    save_rows(path, {"engine": "a", "variants": {"naive_image": 1, "onnx_image": 2}}, some=False)
+    assert save_rows(path, {"engine": "b", "variants": {"onnx_image": 3}}, some=True) == \
+        {"engine": "b", "variants": {"naive_image": 1, "onnx_image": 3}}
+    assert load_json(path)["variants"] == {"naive_image": 1, "onnx_image": 3}
+    save_rows(path, {"engine": "c", "variants": {"slim_image": 4}}, some=False)
+    assert load_json(path) == {"engine": "c", "variants": {"slim_image": 4}}

@@ -17,14 +17,19 @@ from scripts.variants import EPOCH, ROOT, VARIANTS
 SOURCES = {"opt/app/server.py": b"print('hi')\n", "opt/app/model.bin": b"\x00" * 64}
 
 
-def layer(files: dict[str, bytes], mtimes: dict[str, int]) -> bytes:
+def raw_layer(files: dict[str, bytes], mtimes: dict[str, int] | None = None) -> bytes:
+    """An uncompressed layer holding files, each at its time in mtimes (else the epoch)."""
     buf = io.BytesIO()
     with tarfile.open(fileobj=buf, mode="w") as tar:
         for name, data in files.items():
             info = tarfile.TarInfo(name)
-            info.size, info.mtime = len(data), mtimes.get(name, EPOCH)
+            info.size, info.mtime = len(data), (mtimes or {}).get(name, EPOCH)
             tar.addfile(info, io.BytesIO(data))
-    return gzip.compress(buf.getvalue(), mtime=0)
+    return buf.getvalue()
+
+
+def layer(files: dict[str, bytes], mtimes: dict[str, int]) -> bytes:
+    return gzip.compress(raw_layer(files, mtimes), mtime=0)
 
 
 def oci_layout(path: Path, layers: list[bytes], created: str = "1980-01-01T00:00:00Z",

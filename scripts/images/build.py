@@ -32,6 +32,7 @@ from scripts.infra.engine import (
 )
 from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
 from scripts.variants import (
+    EPOCH,
     FLAVORS,
     PLATFORMS,
     ROOT,
@@ -100,13 +101,36 @@ class BuildSetup:
         return [x for k, v in sorted(args.items()) for x in ("--build-arg", f"{k}={v}")]
 
 
+def rewritten_output(dest: Path, name: str = "", compression: str = "") -> str:
+    """An --output that writes an OCI layout archive at dest, with file and history times rewritten to
+    SOURCE_DATE_EPOCH (engine.rewrites_timestamps() says where; the engine's own image exporter cannot
+    rewrite them, as it unpacks), the image named name in it, and, given a compression, every layer
+    compressed so, the base's too (what a push with that option sends)."""
+    parts = ["type=oci", f"dest={dest}", *([f"name={name}"] if name else [])]
+    if compression:
+        parts += [f"compression={compression}", "force-compression=true", "oci-mediatypes=true"]
+    return ",".join([*parts, "rewrite-timestamp=true"])
+
+
+def build_to_push(dockerfile: Path, tag: str, setup: BuildSetup, archive: Path, *, compression: str = "",
+                  **kw) -> float:
+    """Build reproducibly into the archive (rewritten_output), then load it into the engine as tag to push:
+    the containerd image store keeps the archive's blobs as they are, so the push sends those bytes and
+    the manifest keeps its digest. The build's seconds."""
+    seconds = build_image(dockerfile, tag, setup, build_args={"SOURCE_DATE_EPOCH": str(EPOCH)},
+                          output=rewritten_output(archive, tag, compression), **kw)
+    docker("load", "--quiet", "-i", str(archive), timeout=1800)
+    return seconds
+
+
 def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path = ROOT,
                 no_cache: bool = True, label: str = "", quiet: bool = False,
                 build_args: dict[str, str] | None = None, target: str = "", output: str = "") -> float:
     """docker build with progress; returns wall seconds. Raises BuildError with the last lines.
 
     build_args: more --build-arg pairs, after (so over) the setup's own; target: the stage to build;
-    output: an --output (buildx: type=oci,dest=...) instead of an image in the engine.
+    output: an --output (buildx: type=oci,dest=...) instead of an image in the engine; the image alone,
+    without buildx's provenance attestation.
     """
     # The host network only to reach the wheelhouse (on 127.0.0.1, or beside ENGINE's engine); else the builder's own.
     network = ["--network=host"] if setup.index_url else []
@@ -115,7 +139,7 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
            "-t", tag, "--label", f"{PROJECT_LABEL}=scripts.images.build", *setup.build_args()]
     cmd += [x for k, v in sorted((build_args or {}).items()) for x in ("--build-arg", f"{k}={v}")]
     cmd += ["--target", target] if target else []
-    cmd += ["--output", output] if output else []
+    cmd += ["--output", output, "--provenance=false"] if output else []
     if no_cache:
         cmd.append("--no-cache")
     cmd.append(str(context))

@@ -81,6 +81,14 @@ def buildkit_client() -> str:
     )
 
 
+def rewrites_timestamps() -> bool:
+    """Whether builds here can rewrite file and history times to SOURCE_DATE_EPOCH: a buildx client and an
+    engine with the containerd image store (BuildKit's rewrite-timestamp, in the image and oci exporters)."""
+    if _run([buildkit_client(), "buildx", "version"]).returncode != 0:
+        return False
+    return "io.containerd.snapshotter" in docker("info", "--format", "{{json .DriverStatus}}").stdout
+
+
 def finish_cleanly_on_sigterm() -> None:
     """SIGTERM (a timeout, `kill`, CI) unwinds like Ctrl-C, so cleanup in finally blocks runs:
     containers, the registry and the scratch engine a measurement started are stopped."""

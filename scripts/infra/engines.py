@@ -28,11 +28,14 @@ The project's stand-in bases are copied in from the default engine (docker save 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import hashlib
 import json
 import os
+import secrets
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -56,8 +59,8 @@ class Engine:
         """Per checkout, so two checkouts on one machine each have their own."""
         return f"bert-engine-{self.name}-{hashlib.sha256(str(ROOT).encode()).hexdigest()[:8]}"
 
-    def daemon_json(self) -> str:
-        return json.dumps({"features": {f: True for f in self.features}})
+    def daemon_json(self, **more: object) -> str:
+        return json.dumps({"features": {f: True for f in self.features}, **more})
 
 
 ENGINES = {e.name: e for e in (
@@ -83,8 +86,8 @@ def _state(container: str) -> str:
     return proc.stdout.strip() if proc.returncode == 0 else ""
 
 
-def _address(container: str, network: str) -> str:
-    out = docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container).stdout
+def _address(container: str, network: str, host: str | None = None) -> str:
+    out = docker("inspect", "--format", "{{json .NetworkSettings.Networks}}", container, host=host).stdout
     return json.loads(out)[network]["IPAddress"]
 
 
@@ -94,15 +97,99 @@ def _start(engine: Engine) -> None:
     if docker("network", "inspect", name, check=False).returncode != 0:
         docker("network", "create", *LABEL, name)
     docker("volume", "create", *LABEL, name)
+    _run_dockerd(name, name, "DIND26_IMAGE", engine.daemon_json(), volume=name)
+
+
+def _run_dockerd(container: str, network: str, image_arg: str, daemon_json: str, volume: str = "",
+                 host: str | None = None) -> None:
+    """A dockerd container on network, API on port API_PORT (published on 127.0.0.1 too), confined."""
     # The daemon.json is written first, then the cgroups are made writable, then dockerd starts.
-    script = (f"mkdir -p /etc/docker && echo '{engine.daemon_json()}' > /etc/docker/daemon.json; "
-              + registry.WRITABLE_CGROUPS)
-    image = bases.resolve_one(bases.INFRA_BY_ARG["DIND26_IMAGE"])
+    script = f"mkdir -p /etc/docker && echo '{daemon_json}' > /etc/docker/daemon.json; " + registry.WRITABLE_CGROUPS
+    image = _infra_image(image_arg)
+    data = f"{volume}:/var/lib/docker" if volume else "/var/lib/docker"  # no name: removed with the container
     # SYS_PTRACE: runc's setns for `docker exec` and HEALTHCHECK, as for the swarm nodes (scripts/infra/swarm.py).
-    docker("run", "-d", *LABEL, "--name", name, *registry.CONFINED, "--cap-add", "SYS_PTRACE",
-           "--entrypoint", "sh", "--network", name,
-           "-e", "DOCKER_TLS_CERTDIR=", "-v", f"{name}:/var/lib/docker", "-p", f"127.0.0.1::{API_PORT}",
-           image, "-c", script, "sh", f"--host=tcp://0.0.0.0:{API_PORT}", "--tls=false")
+    docker("run", "-d", *LABEL, "--name", container, *registry.CONFINED, "--cap-add", "SYS_PTRACE",
+           "--entrypoint", "sh", "--network", network, "-e", "DOCKER_TLS_CERTDIR=", "-v", data,
+           "-p", f"127.0.0.1::{API_PORT}", image, "-c", script, "sh", f"--host=tcp://0.0.0.0:{API_PORT}",
+           "--tls=false", host=host)
+
+
+def _default_host() -> str:
+    """The default engine, where the engines' containers live, as `docker --host` names it."""
+    return os.environ.get("ENGINE_DEFAULT_HOST") or "unix:///var/run/docker.sock"
+
+
+def _infra_image(arg: str) -> str:
+    """The image (official or stand-in) for arg, looked up on the default engine, which runs it."""
+    saved = os.environ.get("DOCKER_HOST")
+    os.environ["DOCKER_HOST"] = _default_host()
+    try:
+        return bases.resolve_one(bases.INFRA_BY_ARG[arg])
+    finally:
+        if saved is None:
+            os.environ.pop("DOCKER_HOST")
+        else:
+            os.environ["DOCKER_HOST"] = saved
+
+
+@contextlib.contextmanager
+def measurement_infra(name: str) -> Iterator[registry.Infra]:
+    """Beside the running engine `name`: a registry it pushes to and an empty engine of its kind.
+
+    The registry shares the engine container's network namespace, so the engine pushes to its own
+    127.0.0.1:5000, which Docker trusts without TLS, and nothing in the engine changes; this
+    machine and the empty engine reach the registry at the engine container's address (the empty
+    engine told so by insecure-registries). The empty engine is a second container like the
+    first, on its network, with no volume of its own to outlive it. Both are removed on the way out.
+    """
+    engine = by_name(name)
+    host = _default_host()
+    address = _address(engine.container, engine.container, host)
+    suffix = secrets.token_hex(3)
+    registry_container, node = f"{engine.container}-registry-{suffix}", f"{engine.container}-node-{suffix}"
+    pushed_to = f"{address}:{registry.REGISTRY_PORT}"
+    started: list[str] = []
+
+    def start_registry() -> None:
+        docker("rm", "-f", "-v", registry_container, host=host, check=False)
+        docker("run", "-d", *LABEL, "--name", registry_container, "--network", f"container:{engine.container}",
+               _infra_image("REGISTRY_IMAGE"), host=host)
+        registry.wait(lambda: registry.http_ok(f"http://{pushed_to}/v2/"), 60, "the registry")
+
+    try:
+        started.append(registry_container)
+        start_registry()
+        started.append(node)
+        _run_dockerd(node, engine.container, "DIND26_IMAGE",
+                     engine.daemon_json(**{"insecure-registries": [pushed_to]}), host=host)
+        scratch = f"tcp://{_address(node, engine.container, host)}:{API_PORT}"
+        registry.wait(lambda: registry.engine_answers(scratch), 90, f"the empty engine ({engine.name})")
+        node_address = scratch.removeprefix("tcp://").rsplit(":", 1)[0]
+        yield registry.Infra(pushed_to, pushed_to, scratch, f"0.0.0.0:{registry.SERVICE_PORT}",
+                             f"http://{node_address}:{registry.SERVICE_PORT}",
+                             registry_for_push=f"127.0.0.1:{registry.REGISTRY_PORT}", empty_registry=start_registry)
+    finally:
+        for container in reversed(started):
+            docker("rm", "-f", "-v", container, host=host, check=False, timeout=120)
+
+
+def pull_message(name: str, infra: registry.Infra, ref: str, image_arg: str = "DIND_IMAGE") -> tuple[str, str]:
+    """(engine version, the last line `docker pull ref` prints) on an empty engine of another kind
+    (the stand-in docker:dind, Debian 12's dockerd 20.10, by default) beside measurement_infra(name)'s
+    registry."""
+    host = _default_host()
+    network = by_name(name).container
+    container = f"{network}-other-{secrets.token_hex(3)}"
+    try:
+        _run_dockerd(container, network, image_arg, json.dumps({"insecure-registries": [infra.registry]}),
+                     host=host)
+        other = f"tcp://{_address(container, network, host)}:{API_PORT}"
+        registry.wait(lambda: registry.engine_answers(other), 90, "the other empty engine")
+        version = docker("version", "--format", "{{.Server.Version}}", host=other).stdout.strip()
+        proc = docker("pull", "--quiet", ref, host=other, check=False, timeout=600)
+        return version, (proc.stderr.strip() or proc.stdout.strip()).splitlines()[-1]
+    finally:
+        docker("rm", "-f", "-v", container, host=host, check=False, timeout=120)
 
 
 def _command(container: str) -> list[str]:

@@ -22,7 +22,7 @@ import secrets
 import sys
 import time
 import urllib.request
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -36,6 +36,7 @@ MANIFEST_TYPES = ", ".join([
 ])
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
+REGISTRY_PORT = 5000
 
 
 @dataclass
@@ -46,9 +47,11 @@ class Infra:
     bind: str  # where a container run with --network host in the empty engine should listen
     service_url: str  # ... and where this machine reaches it
     wheels_url: str | None = None  # the wheelhouse's index as builds inside the empty engine reach it
+    registry_for_push: str = ""  # the registry as the engine that pushes reaches it, if not as registry
+    empty_registry: Callable[[], None] | None = None  # start the registry again, holding nothing
 
     def push_ref(self, repo: str, tag: str) -> str:
-        return f"{self.registry}/{repo}:{tag}"
+        return f"{self.registry_for_push or self.registry}/{repo}:{tag}"
 
     def pull_ref(self, repo: str, tag: str) -> str:
         """The same image, as the empty engine reaches the registry."""
@@ -107,8 +110,8 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
     try:
         names.append(f"{name}-registry")
         docker("run", "-d", *label, "--name", names[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
-               "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
-        registry = published(names[-1], 5000)
+               "-p", f"127.0.0.1::{REGISTRY_PORT}", _infra_image("REGISTRY_IMAGE"))
+        registry = published(names[-1], REGISTRY_PORT)
         wait(lambda: http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
         names.append(f"{name}-engine")
         try:
@@ -142,9 +145,9 @@ WRITABLE_CGROUPS = ('for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mount -o remo
 def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool,
           privileged: bool = True) -> Infra:
     """docker:dind (its own data volume) on the infra network; API on 127.0.0.1."""
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{REGISTRY_PORT}"]
     if mirror:
-        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:5000")
+        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:{REGISTRY_PORT}")
     mode = ["--privileged"] if privileged else [*CONFINED, "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *label, "--name", container, *mode, "--network", network,
@@ -152,7 +155,7 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     scratch = "tcp://" + published(container, 2375)
     wait(lambda: engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
-    return Infra(registry, f"{REGISTRY_ALIAS}:5000", scratch, f"0.0.0.0:{SERVICE_PORT}",
+    return Infra(registry, f"{REGISTRY_ALIAS}:{REGISTRY_PORT}", scratch, f"0.0.0.0:{SERVICE_PORT}",
                  "http://" + published(container, SERVICE_PORT))
 
 

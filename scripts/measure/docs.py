@@ -518,6 +518,9 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
     "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
     "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
+    "releases-docker26-containerd": command_table(
+        "scripts.measure.releases", "releases-docker26-containerd.json",
+        "ENGINE=docker26-containerd make releases"),  # docs/releases.md
     "peers": command_table("scripts.measure.peers", "peers.json", "make peers", "images"),  # docs/peers.md
     "compression": command_table("scripts.measure.compression", "compression.json",
                                  "ENGINE=docker26-containerd make compression"),  # docs/releases.md

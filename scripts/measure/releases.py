@@ -16,6 +16,12 @@ node (the empty engine of make compare) that holds the release just before it. B
 the compressed blobs (config and layers) the registry did not hold yet; bytes pulled are the
 layers of the new manifest the node's previous image did not have. Both are read from the
 manifests, and the push and the pull are timed as they happen.
+
+Under ENGINE=docker26-containerd (a buildx client, the containerd image store) every release is built
+reproducibly, as make reproducible builds (SOURCE_DATE_EPOCH, rewrite-timestamp; scripts/images/build.py
+build_to_push), and the registry and the node are beside that engine, the node an empty engine of its
+kind (scripts/infra/engines.py measurement_infra): results/releases-ENGINE.json. Elsewhere the builds
+are plain `docker build`s, whose file and history times differ from build to build: results/releases.json.
 """
 
 from __future__ import annotations
@@ -28,18 +34,19 @@ import tempfile
 import time
 from pathlib import Path
 
-from scripts.images.build import BuildError, build_image, prepare, trim_build_cache
+from scripts.images.build import BuildError, build_image, build_to_push, prepare, trim_build_cache
 from scripts.images.context import scratch_context
-from scripts.infra import registry
-from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
+from scripts.infra import engines, registry
+from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
 from scripts.measure.installers import PIN_CHANGES, fetch_pins, repin
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
-from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json, save_rows
 from scripts.variants import RELEASE_REPO, ROOT, Variant, select
 
-OUT = RESULTS / "releases.json"
-PARTIAL = RESULTS / "releases.partial.json"  # the rows measured so far, until the run ends
+ENGINE = os.environ.get("ENGINE", "").strip()
+OUT = RESULTS_ROOT / (f"releases-{ENGINE}.json" if ENGINE else "releases.json")
+PARTIAL = OUT.with_suffix(".partial.json")  # the rows measured so far, until the run ends
 REPO = RELEASE_REPO
 CHANGES = ("app/ edit", "one pin changed", "model change", "unchanged, empty build cache")
 
@@ -72,7 +79,7 @@ def edit(ctx: Path, change: str, nonce: int) -> None:
 
 
 
-def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra) -> dict:
+def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra, reproducible: bool) -> dict:
     """The five releases of one variant: what each pushed and pulled, and how long that took."""
     tag_base = v.name
     pushed_so_far: set[str] = set()
@@ -85,8 +92,12 @@ def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra) -> dict:
             edit(ctx, change, nonce)
             tag = f"{tag_base}-r{n}"
             local = f"{REPO}:{tag}"
-            build_image(ctx / v.name / "Dockerfile", local, setup, context=ctx, label=f"{v.name} r{n}", quiet=True,
-                        no_cache=change == CHANGES[3])
+            build = build_to_push if reproducible else build_image
+            extra = {"archive": ctx.parent / f"{tag}.tar"} if reproducible else {}
+            build(ctx / v.name / "Dockerfile", local, setup, context=ctx, label=f"{v.name} r{n}", quiet=True,
+                  no_cache=change == CHANGES[3], **extra)
+            for archive in extra.values():
+                archive.unlink()
             ref = infra.push_ref(REPO, tag)
             docker("tag", local, ref)
             started = time.perf_counter()
@@ -118,18 +129,20 @@ def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra) -> dict:
 def measure(variants: list[Variant]) -> dict:
     setup = prepare("cpu", variants=variants)
     fetch_pins(setup)
+    reproducible = bool(ENGINE) and rewrites_timestamps()
     rows: dict = {}
     with contextlib.ExitStack() as stack:
         stack.enter_context(setup.wheels())
-        infra = stack.enter_context(registry.measurement_infra())
+        infra = stack.enter_context(engines.measurement_infra(ENGINE) if ENGINE else registry.measurement_infra())
         for v in variants:
             tmp = stack.enter_context(tempfile.TemporaryDirectory(prefix="releases-ctx-"))
-            ctx = scratch_context(Path(tmp), [v])
-            rows[v.name] = releases_of(v, ctx, setup, infra)
+            ctx = scratch_context(Path(tmp) / "ctx", [v])
+            rows[v.name] = releases_of(v, ctx, setup, infra, reproducible)
             save_json(PARTIAL, {"machine": machine(), "variants": rows})  # a run stopped later keeps these rows
             trim_build_cache()  # each variant adds GBs of build cache (BUILD_CACHE_KEEP bounds it)
     server = docker("version", "--format", "{{.Server.Version}}").stdout.strip()
-    return {"machine": machine(), "engine": server, "measured_at": time.strftime("%Y-%m-%d"), "variants": rows}
+    return {"machine": machine(), "engine": server, "measured_at": time.strftime("%Y-%m-%d"),
+            "reproducible": reproducible, "variants": rows}
 
 
 def cell(row: dict | None) -> str:
@@ -148,7 +161,9 @@ def table(data: dict) -> tuple[list[str], list[list[str]]]:
 def markdown(data: dict) -> str:
     header, body = table(data)
     where = data.get("machine", {})
-    lines = [f"_{where.get('cpu', '?')}, {where.get('cores', '?')} cores, Docker {data.get('engine', '?')}; "
+    how = (" with buildx and the containerd image store, builds reproducible (SOURCE_DATE_EPOCH, rewritten times)"
+           if data.get("reproducible") else "")
+    lines = [f"_{where.get('cpu', '?')}, {where.get('cores', '?')} cores, Docker {data.get('engine', '?')}{how}; "
              f"measured {data.get('measured_at', '?')}. Each cell: bytes pushed / bytes pulled, compressed_", "",
              "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
     lines += ["| " + " | ".join(row) + " |" for row in body]
@@ -172,9 +187,7 @@ def main(argv: list[str] | None = None) -> int:
             if PARTIAL.is_file():
                 print(f"the variants measured before that are in {PARTIAL}", file=sys.stderr)
             return 1
-        if args.variants.strip():  # some variants: their rows over the file's others
-            data["variants"] = {**load_json(OUT).get("variants", {}), **data["variants"]}
-        save_json(OUT, data)
+        data = save_rows(OUT, data, some=bool(args.variants.strip()))
         PARTIAL.unlink(missing_ok=True)
     print_table(*table(data))
     return 0

@@ -26,7 +26,6 @@ import json
 import os
 import re
 import shutil
-import subprocess
 import sys
 import tarfile
 import tempfile
@@ -38,11 +37,18 @@ from pathlib import Path
 from image_advisor.archive import blob, image_manifest, layer_tar, open_source
 from image_advisor.errors import AdvisorError
 
-from scripts.images.build import BuildError, build_image, prepare, remove_image, trim_build_cache
+from scripts.images.build import (
+    BuildError,
+    build_image,
+    prepare,
+    remove_image,
+    rewritten_output,
+    trim_build_cache,
+)
 from scripts.images.context import scratch_context
-from scripts.infra.engine import EngineError, buildkit_client, docker, finish_cleanly_on_sigterm
+from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
 from scripts.measure.releases import blobs, moved
-from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json
+from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json, save_rows
 from scripts.variants import EPOCH, IMAGE_REPO, VARIANTS, Variant, select
 
 # Both engines' results are kept (results/engines/, where ENGINE=... puts its files, is not committed).
@@ -163,23 +169,13 @@ def compare(a: Path, b: Path, shown: int | None = SHOWN) -> dict:
     return row
 
 
-def rewrites_timestamps() -> bool:
-    """Whether builds here can be written as OCI layouts with rewritten times: a buildx client and an
-    engine with the containerd image store."""
-    buildx = subprocess.run([buildkit_client(), "buildx", "version"], capture_output=True, text=True, check=False)
-    if buildx.returncode != 0:
-        return False
-    status = docker("info", "--format", "{{json .DriverStatus}}").stdout
-    return "io.containerd.snapshotter" in status
-
-
 def build_archive(v: Variant, ctx: Path, dest: Path, setup, rewrite: bool, label: str) -> float:
     """Build v from ctx with no cache into the archive dest; the build's seconds."""
     args = {"SOURCE_DATE_EPOCH": str(EPOCH)}
     tag = f"{IMAGE_REPO}-scratch:reproducible-{v.name}"  # make clean-images removes these
     if rewrite:  # the same name for both: it is in the layout's index, never in the manifest compared
         return build_image(ctx / v.name / "Dockerfile", tag, setup, context=ctx, label=label, build_args=args,
-                           output=f"type=oci,dest={dest},rewrite-timestamp=true")
+                           output=rewritten_output(dest))
     seconds = build_image(ctx / v.name / "Dockerfile", tag, setup, context=ctx, label=label, build_args=args)
     try:
         docker("save", "-o", str(dest), tag, timeout=1800)
@@ -305,9 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         except (EngineError, BuildError, AdvisorError) as exc:
             print(f"error: {exc}", file=sys.stderr)
             return 1
-        if args.variants.strip() and OUT.is_file():  # some variants: their rows over the file's others
-            data["variants"] = {**load_json(OUT).get("variants", {}), **data["variants"]}
-        save_json(OUT, data)
+        data = save_rows(OUT, data, some=bool(args.variants.strip()))
     print_table(*table(data))
     return 0
 
