@@ -59,7 +59,7 @@ serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR
 	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py
 
 benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
-	$(PY) -m scripts.measure.benchmark --model $${MODEL_DIR:-model}
+	$(PY) -m scripts.bench.benchmark --model $${MODEL_DIR:-model}
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.infra.engine
@@ -80,67 +80,67 @@ smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GP
 	$(PY) -m scripts.images.smoke
 
 compare: $(VENV_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
-	$(PY) -m scripts.measure.compare
+	$(PY) -m scripts.bench.compare
 
 startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.{json,png}
-	$(PY) -m scripts.measure.startup
+	$(PY) -m scripts.bench.startup
 
 request-phases: $(VENV_STAMP)  ## where one sentence's /classify time goes, model's work vs the rest, per variant (VARIANTS=): results/request_phases.json
-	$(PY) -m scripts.measure.request_phases $(if $(VARIANTS),--variants $(VARIANTS))
+	$(PY) -m scripts.bench.request_phases $(if $(VARIANTS),--variants $(VARIANTS))
 
 sbom: $(VENV_STAMP)  ## CycloneDX SBOM and attack surface of each image: results/sbom/, results/surface.json (IMAGE= any)
-	$(PY) -m scripts.measure.sbom $(if $(IMAGE),--image $(IMAGE))
+	$(PY) -m scripts.studies.sbom $(if $(IMAGE),--image $(IMAGE))
 
 batching: $(VENV_STAMP)  ## concurrent requests sharing forward passes: wrk and make load, 8 and 32 connections (VARIANTS=)
-	$(PY) -m scripts.measure.batching
+	$(PY) -m scripts.bench.batching
 
 load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20 CLIENT=wrk LOAD_ENV='COALESCE=0'
-	$(PY) -m scripts.measure.load $(if $(IMAGE),--image $(IMAGE))
+	$(PY) -m scripts.bench.load $(if $(IMAGE),--image $(IMAGE))
 
 cluster: $(VENV_STAMP)  ## a Docker Swarm of fresh nodes (NODES=3) with a registry, until Ctrl-C
 	$(PY) -m scripts.infra.swarm --nodes $(or $(NODES),3)
 
 scale: $(MODEL_STAMP)  ## scale-out 1 -> NODES replicas on a fresh swarm per variant (built images): results/scale.{json,md}
-	$(PY) -m scripts.measure.scale --nodes $(or $(NODES),3)
+	$(PY) -m scripts.bench.scale --nodes $(or $(NODES),3)
 
 onnx-cuts: $(MODEL_STAMP)  ## onnx_image built from each commit that cut it toward its floor: results/onnx-cuts.json
-	$(PY) -m scripts.measure.onnx_cuts
+	$(PY) -m scripts.studies.onnx_cuts
 
 stdlib-modules: $(MODEL_STAMP)  ## the stdlib modules onnx_image keeps, from a trace of its service: onnx_image/stdlib-modules.txt
-	$(PY) -m scripts.measure.stdlib_modules
+	$(PY) -m scripts.studies.stdlib_modules
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
-	$(PY) -m scripts.measure.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
+	$(PY) -m scripts.bench.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
 
 gpu-pack: $(MODEL_STAMP)  ## pack what the GPU check needs and a GPU machine lacks into .gpu/ (model in fp16, wheels)
-	$(PY) -m scripts.measure.gpu_check pack
+	$(PY) -m scripts.bench.gpu_check pack
 
 gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no venv): results/gpu.json
-	python3 -m scripts.measure.gpu_check check
+	python3 -m scripts.bench.gpu_check check
 
 engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
-	$(PY) -m scripts.measure.engine_sizes
+	$(PY) -m scripts.studies.engine_sizes
 
 releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json (ENGINE=docker26-containerd: reproducible builds, results/releases-docker26-containerd.json)
-	$(PY) -m scripts.measure.releases
+	$(PY) -m scripts.studies.releases
 
 reproducible: $(VENV_STAMP)  ## two clean builds per variant (VARIANTS=), compared: same digest or the files that differ (ENGINE=docker26-containerd rewrites timestamps): results/reproducible.json
-	$(PY) -m scripts.measure.reproducible
+	$(PY) -m scripts.studies.reproducible
 
 compression: $(VENV_STAMP)  ## zstd against gzip per variant: push bytes and seconds, a fresh node's pull and first answer, decompress seconds (ENGINE=docker26-containerd): results/compression.json
-	$(PY) -m scripts.measure.compression
+	$(PY) -m scripts.studies.compression
 
 peers: $(VENV_STAMP)  ## onnx_image beside FastAPI, LitServe, BentoML, KServe, Ray Serve serving its model, each packaged two ways (PEERS= PACKAGINGS=): results/peers.{json,md,png}
-	$(PY) -m scripts.measure.peers
+	$(PY) -m scripts.bench.peers
 
 peer-images: $(VENV_STAMP)  ## build the peers' images and check that each answers right (PEERS= PACKAGINGS=)
 	$(PY) -m scripts.images.peer_images --peers '$(PEERS)' --packagings '$(PACKAGINGS)'
 
 installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
-	$(PY) -m scripts.measure.installers
+	$(PY) -m scripts.bench.installers
 
 diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref or archive> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH= OUT=]
-	$(PY) -m scripts.measure.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \
+	$(PY) -m scripts.advisor.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \
 	    $(if $(BASELINE),--baseline '$(BASELINE)') $(if $(PROBE),--probe '$(PROBE)') \
 	    $(if $(FAIL_ABOVE),--fail-above '$(FAIL_ABOVE)') $(if $(MAX_GROWTH),--max-growth '$(MAX_GROWTH)') \
 	    $(if $(NO_TRACE),--no-trace) $(if $(PLATFORM),--platform '$(PLATFORM)') $(if $(OUT),--out '$(OUT)')
@@ -153,7 +153,7 @@ unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an
 	$(PY) -m pytest -q tests --ignore=tests/integration
 
 advisor-speed: $(VENV_STAMP)  ## image-advisor from a fresh venv, and beside dive --ci on naive_image (IMAGE=): results/advisor.json
-	$(PY) -m scripts.measure.advisor_speed $(if $(IMAGE),--image '$(IMAGE)')
+	$(PY) -m scripts.advisor.speed $(if $(IMAGE),--image '$(IMAGE)')
 
 advisor-image: $(VENV_STAMP)  ## image-advisor's own image, built, then diagnosed by itself: results/advisor-image.json
 	$(PY) -m scripts.images.advisor_image

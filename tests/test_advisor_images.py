@@ -16,9 +16,9 @@ import pytest
 from image_advisor.diagnosis import advise_image, examine, run_trace
 from image_advisor.trace import parse_requests
 
+from scripts.advisor.profile import profile
 from scripts.infra import bases
 from scripts.infra.engine import EngineError, docker, ensure_engine
-from scripts.measure.advisor_profile import profile
 
 TAG = "bert-classifier-test:advisor"
 DIST = "usr/lib/python3/dist-packages"

@@ -7,9 +7,10 @@ import shutil
 
 import pytest
 
+from scripts.bench import compare
 from scripts.deploy import kubernetes
 from scripts.infra.engine import EngineError
-from scripts.measure import compare, docs
+from scripts.reports import docs
 from scripts.variants import ROOT, VARIANTS
 
 

@@ -8,7 +8,7 @@ import os
 
 from backports import zstd
 
-from scripts.measure import compression
+from scripts.studies import compression
 from tests.test_reproducible import oci_layout, raw_layer
 
 

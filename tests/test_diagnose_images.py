@@ -5,9 +5,9 @@ from __future__ import annotations
 import pytest
 from image_advisor.diagnosis import DIVE
 
+from scripts.advisor.diagnose import analyze_image
 from scripts.infra import bases
 from scripts.infra.engine import EngineError, docker, ensure_engine
-from scripts.measure.diagnose import analyze_image
 
 KB = 1000
 DOCKERFILE = """\

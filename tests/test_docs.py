@@ -7,7 +7,7 @@ from pathlib import Path
 
 import pytest
 
-from scripts.measure import docs
+from scripts.reports import docs
 from scripts.variants import VARIANTS
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -99,7 +99,7 @@ def test_a_figure_that_is_not_in_the_results_is_an_error():
 
 def test_rule_table_credits_the_folders_the_findings_do():
     """docs/diagnose.md's rule table names, per row, the folders make diagnose's profile credits (SHOWN_IN)."""
-    from scripts.measure.advisor_profile import SHOWN_IN
+    from scripts.advisor.profile import SHOWN_IN
 
     table = [line for line in (ROOT / "docs" / "diagnose.md").read_text().splitlines()
              if line.startswith("| `") and line.split("|")[3].strip() in {"certain", "likely", "estimate", "surface"}]

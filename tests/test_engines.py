@@ -12,7 +12,7 @@ import pytest
 from scripts.images import build
 from scripts.infra import engine, engines, registry
 from scripts.infra.engine import EngineError
-from scripts.measure import engine_sizes
+from scripts.studies import engine_sizes
 from scripts.variants import ROOT
 
 

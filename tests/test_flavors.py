@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from image_advisor.composition import distribution_category
 
+from scripts.bench import cuda_libs
 from scripts.images import build, smoke
-from scripts.measure import cuda_libs
 from scripts.results import flavored
 from scripts.variants import BY_NAME, select
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from scripts.measure import gpu_check
+from scripts.bench import gpu_check
 from scripts.results import RESULTS
 
 

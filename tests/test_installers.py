@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
+from scripts.bench import installers
 from scripts.infra.engine import EngineError
-from scripts.measure import installers
 from scripts.variants import ROOT
 
 

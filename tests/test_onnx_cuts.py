@@ -6,8 +6,8 @@ import subprocess
 
 import pytest
 
-from scripts.measure import onnx_cuts
 from scripts.results import RESULTS, load_json
+from scripts.studies import onnx_cuts
 from scripts.variants import ROOT
 
 

@@ -10,10 +10,10 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
+from scripts.bench.peers import ratio
 from scripts.images.container import NEGATIVE, POSITIVE
 from scripts.images.peer_images import WrongAnswer, check_answers, select
 from scripts.infra.wheelhouse import REQUIREMENTS
-from scripts.measure.peers import ratio
 from scripts.peers import BY_NAME, CI_PEERS, PEERS, PEERS_DIR, Peer
 from scripts.results import RESULTS, load_json
 from scripts.traffic import hostile, latency, wrk

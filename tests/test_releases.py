@@ -5,9 +5,9 @@ from __future__ import annotations
 from safetensors import safe_open
 
 from scripts.images.context import scratch_context
-from scripts.measure import releases
 from scripts.model import assemble as assembly
 from scripts.results import load_json, save_rows
+from scripts.studies import releases
 from scripts.variants import BY_NAME, ROOT
 
 

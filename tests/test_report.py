@@ -4,10 +4,10 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.bench.compare import start_runs
 from scripts.images.container import memory_in_use
 from scripts.images.context import context_paths, scratch_context
-from scripts.measure.compare import start_runs
-from scripts.measure.report import METRICS, chart, markdown
+from scripts.reports.report import METRICS, chart, markdown
 from scripts.variants import ROOT, VARIANTS
 
 DATA = {
@@ -68,7 +68,7 @@ def test_start_runs_setting(monkeypatch):
 def test_redraw_rewrites_reports_from_saved_figures(tmp_path):
     import json
 
-    from scripts.measure.compare import main
+    from scripts.bench.compare import main
 
     comp = {"categories": {"OS files": 600, "model": 300, "other": 100}, "named_deps": {}, "total_bytes": 1000}
     variants = {name: {**figures, "composition": comp} for name, figures in DATA.items()}
@@ -80,14 +80,14 @@ def test_redraw_rewrites_reports_from_saved_figures(tmp_path):
 
 
 def test_redraw_without_measurements_is_a_clear_error(tmp_path, capsys):
-    from scripts.measure.compare import main
+    from scripts.bench.compare import main
 
     assert main(["--redraw", "--out", str(tmp_path)]) == 2
     assert "no measurements" in capsys.readouterr().err
 
 
 def test_a_partial_compare_keeps_the_other_rows_in_variant_order():
-    from scripts.measure.compare import merged
+    from scripts.bench.compare import merged
 
     previous = {"naive_image": {"size_bytes": 1}, "distroless_image": {"size_bytes": 2, "old": True}}
     out = merged(previous, {"distroless_image": {"size_bytes": 3}, "slim_image": {"size_bytes": 4}})
@@ -99,7 +99,7 @@ def test_scratch_rebuilds_leave_no_untagged_image(monkeypatch):
     """Each scratch rebuild moves its tag; the image it replaced is removed, and the last one at the end."""
     import contextlib
 
-    from scripts.measure import compare
+    from scripts.bench import compare
     from scripts.variants import BY_NAME
 
     removed, rmi = [], []
@@ -134,7 +134,7 @@ def test_each_compare_run_edits_differently(monkeypatch):
 
     from safetensors import safe_open
 
-    from scripts.measure import compare
+    from scripts.bench import compare
     from scripts.variants import BY_NAME
 
     seen: list[tuple[str, str]] = []

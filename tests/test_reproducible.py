@@ -11,7 +11,7 @@ import re
 import tarfile
 from pathlib import Path
 
-from scripts.measure import reproducible
+from scripts.studies import reproducible
 from scripts.variants import EPOCH, ROOT, VARIANTS
 
 SOURCES = {"opt/app/server.py": b"print('hi')\n", "opt/app/model.bin": b"\x00" * 64}

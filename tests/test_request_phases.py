@@ -7,7 +7,7 @@ import os
 import subprocess
 import sys
 
-from scripts.measure import request_phases
+from scripts.bench import request_phases
 from tests.conftest import ROOT
 
 

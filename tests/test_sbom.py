@@ -11,7 +11,7 @@ from image_advisor.layers import Entry, SavedImage
 
 from scripts.infra import bases
 from scripts.infra.engine import EngineError, ensure_engine
-from scripts.measure.sbom import bom, debian_license, measure, python_license, surface
+from scripts.studies.sbom import bom, debian_license, measure, python_license, surface
 
 VALIDATOR = JsonStrictValidator(SchemaVersion.V1_6)
 SITE = "venv/lib/python3.11/site-packages"

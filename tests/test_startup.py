@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
+from scripts.bench.startup import PHASES, phases, stamp
 from scripts.infra.engine import EngineError
-from scripts.measure.startup import PHASES, phases, stamp
 
 LOG = """\
 2026-12-02T15:05:20.129867255Z 2026-12-02 15:05:20,128 INFO app: model m loaded (torch backend) on cpu in 1.65s

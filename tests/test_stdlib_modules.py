@@ -5,7 +5,7 @@ from __future__ import annotations
 from image_advisor.trace import Trace
 
 from scripts.images.copy_python import read_modules
-from scripts.measure import stdlib_modules
+from scripts.studies import stdlib_modules
 
 
 def test_stdlib_names_are_the_image_stdlib_files_and_frozen_modules():

@@ -9,7 +9,7 @@ from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import pytest
 
-from scripts.measure.load import mix_bodies, parse_env
+from scripts.bench.load import mix_bodies, parse_env
 from scripts.traffic import wrk
 
 

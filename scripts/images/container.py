@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 from docker.errors import DockerException, NotFound
 
+from scripts.infra import registry
 from scripts.infra.engine import EngineError, publish_address, sdk
 
 POSITIVE = "I love this movie, the acting is wonderful and the story kept me hooked."
@@ -116,6 +117,32 @@ class Container:
                 self._get().remove(force=True)
             except NotFound:
                 pass
+
+
+def wait_first_classify(container: Container, started: float, timeout: float = 180) -> float:
+    """Seconds from started (a perf_counter reading) to the container's first 200 from /classify."""
+    return container.wait_answer(lambda: classify(container.base_url, "I love this movie")[0] == 200, started,
+                                 "/classify", timeout)
+
+
+def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
+    """(pull seconds, pull + run to first /classify seconds) on the empty engine; one run.
+
+    The container uses the empty engine's own network namespace (--network host inside
+    docker:dind), with gunicorn bound to the port that engine's container publishes on
+    127.0.0.1; the image is removed afterwards, so the next variant pulls into an empty
+    engine again.
+    """
+    started = time.perf_counter()
+    pull_seconds = registry.pull(infra.scratch, ref)
+    bind = {"GUNICORN_CMD_ARGS": f"--bind {infra.bind}"}
+    container = Container(ref, {"network_mode": "host", "environment": bind}, host=infra.scratch).start(publish=False)
+    container.base_url = infra.service_url
+    try:
+        return pull_seconds, wait_first_classify(container, started)
+    finally:
+        container.remove()
+        registry.remove_all(infra.scratch)
 
 
 def process_uids(container_id: str) -> set[int]:

@@ -12,7 +12,7 @@ scanners still see them. Left out: what a service never runs (the installer, ven
 REPL, unittest, xmlrpc, the interpreter's test modules) and the extension modules for sqlite3,
 readline, curses and dbm, whose libraries are not copied.
 
-With --modules FILE (one module name per line, `#` comments; written by scripts/measure/stdlib_modules.py
+With --modules FILE (one module name per line, `#` comments; written by scripts/studies/stdlib_modules.py
 from a trace of the running service) only those modules are kept, with the packages that hold them,
 plus what any service may import on a path a trace cannot reach (ALWAYS_KEEP); an extension module
 left out takes the libraries only it links with it.

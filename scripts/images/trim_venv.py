@@ -39,7 +39,7 @@ REMOVE = (
 
 
 # Opt-in for CUDA images (build arg CUDA_TRIM=1): parts of the CUDA torch wheels that an eager,
-# single-process inference service never runs. Found with scripts/measure/cuda_libs.py on the CPU; cuDNN's
+# single-process inference service never runs. Found with scripts/bench/cuda_libs.py on the CPU; cuDNN's
 # engine libraries are not loaded there either, but stay: on a GPU, attention may use them.
 CUDA_INFERENCE_ONLY = (
     "triton", "triton-*.dist-info",  # torch.compile's kernel compiler (imported if present, never used eagerly)

@@ -1,5 +1,5 @@
 """One load level driven by wrk (Debian's `wrk`), an HTTP client in C: an independent check of the
-figures the Python client of scripts/measure/load.py reports, and one that does not share the
+figures the Python client of scripts/bench/load.py reports, and one that does not share the
 2 cores' interpreter time with the clients' own JSON and sockets.
 
 The request mix is drawn per request by a Lua script; its done() hook prints one JSON line

@@ -9,8 +9,8 @@ import subprocess
 import sys
 
 from scripts.infra import engines
-from scripts.measure import engine_sizes
 from scripts.results import load_json
+from scripts.studies import engine_sizes
 from scripts.variants import BY_NAME, ROOT
 
 NAME = "docker26-containerd"
@@ -34,7 +34,7 @@ def test_containerd_store_engine_builds_serves_and_is_diagnosed(monkeypatch):
         smoke = tool("scripts.images.smoke", env)
         assert smoke.returncode == 0, smoke.stdout[-2000:] + smoke.stderr[-2000:]
         assert load_json(results / "smoke.json")["variants"]["onnx_image"]["failures"] == []
-        diagnosed = tool("scripts.measure.diagnose", env, "--variant", "onnx_image", "--no-trace")
+        diagnosed = tool("scripts.advisor.diagnose", env, "--variant", "onnx_image", "--no-trace")
         assert diagnosed.returncode == 0, diagnosed.stderr[-2000:]
         report = load_json(results / "diagnose" / "onnx_image.json")
         # read from the OCI layout: the Python distributions, the dpkg records, every file (no finding is

@@ -10,11 +10,11 @@ import pytest
 from image_advisor.diagnosis import advise_image, examine, run_trace
 from image_advisor.trace import parse_requests, trace_image
 
+from scripts.advisor.profile import SERVICE_REQUESTS, profile
 from scripts.images.build import build_all, build_image, prepare
 from scripts.images.container import NEGATIVE, POSITIVE, Container, classify, has_shell, process_uids
 from scripts.images.smoke import smoke_variant
 from scripts.infra.engine import docker
-from scripts.measure.advisor_profile import SERVICE_REQUESTS, profile
 from scripts.variants import BY_NAME, VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3

@@ -13,7 +13,7 @@ import pytest
 from scripts.images.build import BuildSetup, build_image, build_to_push, rewritten_output
 from scripts.infra import bases, engines, registry
 from scripts.infra.engine import buildkit_client, docker, rewrites_timestamps
-from scripts.measure import releases, reproducible
+from scripts.studies import releases, reproducible
 from scripts.variants import BY_NAME, EPOCH
 
 NAME = "docker26-containerd"

@@ -1,12 +1,12 @@
 """What each cut toward onnx_image's floor saved: the image built from each commit that made one.
 
-    python -m scripts.measure.onnx_cuts            # `make onnx-cuts`: every commit in CUTS
+    python -m scripts.studies.onnx_cuts            # `make onnx-cuts`: every commit in CUTS
 
 Each cut is one commit. For each commit in CUTS (and the one before the first), the tree of that
 commit is unpacked into a scratch folder (never your checkout) and onnx_image/Dockerfile is built
 there with --no-cache, the same bases and wheelhouse as `make build-all`; the wheels that commit's
 requirement files pin are added to the wheelhouse first. Each image's size and its start-up phases
-(scripts/measure/startup.py, median of START_RUNS=5) are recorded, then the image is removed.
+(scripts/bench/startup.py, median of START_RUNS=5) are recorded, then the image is removed.
 Writes results/onnx-cuts.json; onnx_image/README.md's table is generated from it.
 """
 
@@ -21,10 +21,10 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from scripts.bench import startup
 from scripts.images.build import BuildError, build_image, image_size, prepare, remove_image
 from scripts.infra import wheelhouse
 from scripts.infra.engine import EngineError, finish_cleanly_on_sigterm
-from scripts.measure import startup
 from scripts.results import RESULTS, human_bytes, machine, save_json
 from scripts.variants import BY_NAME, ROOT
 
@@ -101,7 +101,7 @@ def measure(commit: str, setup, runs: int) -> dict:
 def main() -> int:
     finish_cleanly_on_sigterm()
     if not CUTS:
-        print("error: no cuts listed in scripts/measure/onnx_cuts.py", file=sys.stderr)
+        print("error: no cuts listed in scripts/studies/onnx_cuts.py", file=sys.stderr)
         return 2
     runs = int(os.environ.get("START_RUNS") or "5")
     try:

@@ -11,7 +11,7 @@ onnxruntime, but not flask or gunicorn, and nothing can be downloaded there), `g
   3. exports model-onnx-int8/ from it there (scripts/model/export_onnx.py);
   4. runs the app's tests with DEVICE=cuda (API, backends, real gunicorn, pipelining, memory);
   5. benchmarks model/ on the GPU (DEVICE=cuda) and model-onnx-int8/ on that machine's CPU;
-  6. lists the CUDA libraries the service loads against those shipped (scripts/measure/cuda_libs.py's
+  6. lists the CUDA libraries the service loads against those shipped (scripts/bench/cuda_libs.py's
      probe, run in a process on the GPU);
 and writes every figure to results/gpu.json. Each step is bounded in time.
 
@@ -138,13 +138,13 @@ def check() -> int:
                                              *APP_TESTS], cuda, 300)
     for name, folder, on in ((f"benchmark_torch_{device}", "model", device),
                              ("benchmark_onnx_cpu", "model-onnx-int8", "cpu")):
-        steps[name], _ = step(name, [sys.executable, "-m", "scripts.measure.benchmark", "--model", folder,
+        steps[name], _ = step(name, [sys.executable, "-m", "scripts.bench.benchmark", "--model", folder,
                                   "--out", str(RESULTS / f"gpu-{name}.json")], {**env, "DEVICE": on}, 240)
         path = RESULTS / f"gpu-{name}.json"
         if path.is_file():
             out[name] = json.loads(path.read_text())
             path.unlink()
-    from scripts.measure import cuda_libs
+    from scripts.bench import cuda_libs
 
     steps["cuda_libs"], stdout = step("cuda_libs", [sys.executable, "-c", cuda_libs.PROBE],
                                       {**cuda, "MODEL_DIR": str(ROOT / "model")}, 180)

@@ -1,7 +1,7 @@
 """What each release moves: bytes pushed to a registry and pulled by a node that hold the previous one.
 
-    python -m scripts.measure.releases [--variants onnx_image]    # `make releases`: results/releases.json
-    python -m scripts.measure.releases --render                   # the table again from the file
+    python -m scripts.studies.releases [--variants onnx_image]    # `make releases`: results/releases.json
+    python -m scripts.studies.releases --render                   # the table again from the file
 
 Per variant, from a scratch copy of the build context (your tree is never touched), five
 releases in a row, each built with the build cache on unless said otherwise:
@@ -34,11 +34,11 @@ import tempfile
 import time
 from pathlib import Path
 
+from scripts.bench.installers import PIN_CHANGES, fetch_pins, repin
 from scripts.images.build import BuildError, build_image, build_to_push, prepare, trim_build_cache
 from scripts.images.context import scratch_context
 from scripts.infra import engines, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
-from scripts.measure.installers import PIN_CHANGES, fetch_pins, repin
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
 from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json, save_rows

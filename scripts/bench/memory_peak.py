@@ -1,7 +1,7 @@
 """The memory a replica needs, measured in its container: idle, the peak under the load mix, the peak
 during the heaviest request the limits allow; and that request under a container memory limit.
 
-    python -m scripts.measure.memory_peak [--variants onnx_image,layered_image] [--limit-mib N] [--batch-tokens N]
+    python -m scripts.bench.memory_peak [--variants onnx_image,layered_image] [--limit-mib N] [--batch-tokens N]
 
 Idle memory is not the figure to size a container by: a request's activations come on top. The
 peaks here are `docker stats`' figure (usage less inactive page cache) sampled through the engine's
@@ -17,10 +17,10 @@ import argparse
 import threading
 import time
 
+from scripts.bench import load
 from scripts.images.container import Container, container_memory, memory_in_use
 from scripts.images.smoke import under_limit
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.measure import load
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
 from scripts.traffic import heavy
 from scripts.variants import Variant, select

@@ -1,6 +1,6 @@
 """Benchmark the embedded model on this machine (`make benchmark`).
 
-    python -m scripts.measure.benchmark [--model model|model-onnx-int8] [--requests 200]
+    python -m scripts.bench.benchmark [--model model|model-onnx-int8] [--requests 200]
 
 Prints and writes results/benchmark[-<model folder>].json:
   - import time of the backend's runtime (torch + transformers, or onnxruntime + tokenizers),

@@ -1,6 +1,6 @@
 """image-advisor as a user gets it, and beside dive: `make advisor-speed` -> results/advisor.json.
 
-    python -m scripts.measure.advisor_speed [--image bert-classifier:naive_image] [--runs 2]
+    python -m scripts.advisor.speed [--image bert-classifier:naive_image] [--runs 2]
 
 1. A fresh virtualenv, `pip install ./image-advisor` (no extras): the seconds it takes, the
    virtualenv's size, and the seconds from the start of the install to the first report on

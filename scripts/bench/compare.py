@@ -1,6 +1,6 @@
 """Measure the variants side by side (`make compare`, `make compare FLAVOR=cuda`).
 
-    python -m scripts.measure.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
+    python -m scripts.bench.compare [--variants ...] [--flavor cpu|cuda] [--skip push,rebuild,diagnose]
 
 One variant at a time: build it if missing (as `make build-all` does), then: size and layer
 count; compressed push size to a throwaway registry (registry:2), pull time into an empty
@@ -8,12 +8,12 @@ engine (docker:dind; both scripts/infra/registry.py), and the fresh-node time (t
 then `docker run` there until the first 200 from /classify: what a new node or an autoscaler pays); rebuild time after a
 one-line app/ edit and after a model change (made on a scratch copy of the build
 context, never on your tree); cold start (median of START_RUNS=5 fresh containers, min
-and max kept, each split into its phases by scripts/measure/startup.py: results/startup.json
+and max kept, each split into its phases by scripts/bench/startup.py: results/startup.json
 and startup.png); idle memory; single-sentence latency p50/p95 (200 requests); hygiene
 (root, shell, OS packages, wasted bytes ours and dive's); p99 under 20 s of load at concurrency 8,
 and how many of scripts/traffic/hostile.py's checks pass. FLAVOR=cuda (torch variants only; no GPU
 needed: DEVICE=auto falls back to the CPU) adds which CUDA libraries
-the service loads against those the image ships (scripts/measure/cuda_libs.py), and removes each
+the service loads against those the image ships (scripts/bench/cuda_libs.py), and removes each
 image and its build cache once measured (KEEP_IMAGES=1 keeps them): five CUDA images and
 their rebuilds do not fit a small disk at once.
 
@@ -23,7 +23,7 @@ so an interrupted run keeps what it measured and leaves the previous results who
 results/compare.md (table with ratios to naive), results/compare.png and
 results/composition.png (where each image's bytes are, in the same categories), prints the
 table, and rewrites every generated block of the docs and the Kubernetes overlays from the new
-figures, naming the files it changed (scripts/measure/docs.py, scripts/deploy/kubernetes.py).
+figures, naming the files it changed (scripts/reports/docs.py, scripts/deploy/kubernetes.py).
 FLAVOR=cuda writes the same files with -cuda in their names.
 """
 
@@ -41,6 +41,8 @@ from pathlib import Path
 from image_advisor.errors import AdvisorError
 from image_advisor.pictures import stacked_chart
 
+from scripts.advisor.diagnose import analyze_image
+from scripts.bench import cuda_libs, installers, memory_peak, startup
 from scripts.deploy import kubernetes
 from scripts.images.build import (
     BUILD_JSON,
@@ -54,15 +56,14 @@ from scripts.images.build import (
     remove_replaced,
     trim_build_cache,
 )
-from scripts.images.container import Container, classify, container_memory, has_shell, process_uids
+from scripts.images.container import Container, container_memory, fresh_node, has_shell, process_uids
 from scripts.images.context import scratch_context
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
-from scripts.measure import cuda_libs, docs, installers, memory_peak, startup
-from scripts.measure.diagnose import analyze_image
-from scripts.measure.report import chart, markdown, terminal_rows
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
+from scripts.reports import docs
+from scripts.reports.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic import hostile, latency
 from scripts.variants import BY_NAME, FLAVORS, ROOT, Variant, flavor_from_env, select
@@ -73,12 +74,6 @@ LOAD_SECONDS = 20  # concurrency-8 load per variant (80 % single sentences, 20 %
 
 def log(msg: str) -> None:
     print(f"[compare] {msg}", file=sys.stderr, flush=True)
-
-
-def wait_first_classify(container: Container, started: float, timeout: float = 180) -> float:
-    """Seconds from started (a perf_counter reading) to the container's first 200 from /classify."""
-    return container.wait_answer(lambda: classify(container.base_url, "I love this movie")[0] == 200, started,
-                                 "/classify", timeout)
 
 
 def start_runs() -> int:
@@ -131,26 +126,6 @@ def push_and_pull(v: Variant, infra: registry.Infra) -> dict:
         f"pulled into an empty engine in {pull_seconds:.0f}s, first answer there after {fresh_seconds:.1f}s")
     return {"push_bytes": pushed, "push_seconds": round(push_seconds, 1), "pull_seconds": round(pull_seconds, 1),
             "pushed_layers": layers, "fresh_node_seconds": round(fresh_seconds, 1)}
-
-
-def fresh_node(infra: registry.Infra, ref: str) -> tuple[float, float]:
-    """(pull seconds, pull + run to first /classify seconds) on the empty engine; one run.
-
-    The container uses the empty engine's own network namespace (--network host inside
-    docker:dind), with gunicorn bound to the port that engine's container publishes on
-    127.0.0.1; the image is removed afterwards, so the next variant pulls into an empty
-    engine again.
-    """
-    started = time.perf_counter()
-    pull_seconds = registry.pull(infra.scratch, ref)
-    bind = {"GUNICORN_CMD_ARGS": f"--bind {infra.bind}"}
-    container = Container(ref, {"network_mode": "host", "environment": bind}, host=infra.scratch).start(publish=False)
-    container.base_url = infra.service_url
-    try:
-        return pull_seconds, wait_first_classify(container, started)
-    finally:
-        container.remove()
-        registry.remove_all(infra.scratch)
 
 
 def rebuild_times(variants: list[Variant], setup, cache_keep: str | None = None) -> dict[str, dict]:

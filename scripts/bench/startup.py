@@ -28,7 +28,7 @@ from pathlib import Path
 
 from scripts.images.container import POSITIVE, Container, classify
 from scripts.infra.engine import EngineError, ensure_engine, finish_cleanly_on_sigterm, sdk
-from scripts.measure.report import save_figure
+from scripts.reports.report import save_figure
 from scripts.results import RESULTS, load_json, machine, print_table, save_json
 from scripts.variants import VARIANTS, select
 

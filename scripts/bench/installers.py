@@ -1,7 +1,7 @@
 """pip against uv in layered_image's dependency step: build times, cache empty and warm (`make installers`).
 
-    python -m scripts.measure.installers            # on ENGINE (default docker26): results/installers.json
-    python -m scripts.measure.installers --render   # the table again from results/installers.json
+    python -m scripts.bench.installers            # on ENGINE (default docker26): results/installers.json
+    python -m scripts.bench.installers --render   # the table again from results/installers.json
 
 layered_image installs its dependencies with uv and a BuildKit cache mount for uv's cache;
 the same Dockerfile at PIP_COMMIT did it with pip and a cache mount for pip's. Both are built,
@@ -169,7 +169,7 @@ def main(argv: list[str] | None = None) -> int:
         if not args.render:
             os.environ["VARIANTS"] = "layered_image"  # the stand-ins the engine needs: layered_image's bases
             env = {**os.environ, **engines.up(os.environ.get("ENGINE") or ENGINE)}
-            proc = subprocess.run([sys.executable, "-m", "scripts.measure.installers", "--here"], cwd=ROOT, env=env,
+            proc = subprocess.run([sys.executable, "-m", "scripts.bench.installers", "--here"], cwd=ROOT, env=env,
                                   stdout=subprocess.PIPE, text=True, check=False)
             if proc.returncode:
                 raise EngineError("the builds on the engine failed (above)")

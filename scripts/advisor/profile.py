@@ -1,6 +1,6 @@
 """What this repository knows about its own images, as the profile image-advisor takes (`make diagnose`).
 
-    python -m scripts.measure.advisor_profile [--variant NAME] > profile.json
+    python -m scripts.advisor.profile [--variant NAME] > profile.json
 
 image-advisor (image-advisor/) knows nothing of this repository; this module tells it: the
 service's runtime distributions (app/requirements*.txt), the requests the trace sends (every

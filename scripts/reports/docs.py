@@ -3,8 +3,8 @@
     <!-- begin NAME -->  ...generated...  <!-- end NAME -->
     <!-- fig FILE PATH FORMAT -->3.4 GB<!-- /fig -->   one value: results/FILE, dotted PATH, FORMAT (FORMATS)
 
-    python -m scripts.measure.docs            # rewrite every block in DOCS from results/
-    python -m scripts.measure.docs --check    # exit 1 naming each stale block (tests/test_docs.py)
+    python -m scripts.reports.docs            # rewrite every block in DOCS from results/
+    python -m scripts.reports.docs --check    # exit 1 naming each stale block (tests/test_docs.py)
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import re
 from collections.abc import Callable
 from pathlib import Path
 
-from scripts.measure.report import METRICS, markdown
+from scripts.reports.report import METRICS, markdown
 from scripts.results import RESULTS, human_bytes
 from scripts.variants import BY_NAME, MEMORY_LIMIT_MIB, ROOT, VARIANTS
 
@@ -94,7 +94,7 @@ def variant_figures(name: str) -> str:
 
 def release_rows(name: str) -> list[str]:
     """What each kind of release moves (results/releases.json, make releases), beside the predecessor's."""
-    from scripts.measure.releases import CHANGES, cell
+    releases = importlib.import_module("scripts.studies.releases")  # found by name, as command_table's modules
 
     rows = _load("releases.json").get("variants", {})
     variant = BY_NAME[name]
@@ -102,15 +102,15 @@ def release_rows(name: str) -> list[str]:
     if not this or (variant.previous and not before):
         return []
     lines = []
-    for change in CHANGES:
+    for change in releases.CHANGES:
         b = this["changes"].get(change)
         label = f"a release after: {change} (pushed / pulled)"
         if not variant.previous:
-            lines.append(f"| {label} | {cell(b)} |")
+            lines.append(f"| {label} | {releases.cell(b)} |")
             continue
         a = before["changes"].get(change)
         ratio = f"{b['push_bytes'] / a['push_bytes']:.2f}x" if a and b and a["push_bytes"] else ""
-        lines.append(f"| {label} | {cell(a)} | {cell(b)} | {ratio} |")
+        lines.append(f"| {label} | {releases.cell(a)} | {releases.cell(b)} | {ratio} |")
     return lines
 
 
@@ -508,25 +508,25 @@ def command_table(module: str, results: str, command: str, key: str = "variants"
 
 
 RENDERERS: dict[str, Callable[[], str]] = {
-    "batching": command_table("scripts.measure.batching", "batching.json", "make batching"),  # app/README.md
-    "surface": command_table("scripts.measure.sbom", "surface.json", "make sbom"),  # docs/diagnose.md
-    "startup": command_table("scripts.measure.startup", "startup.json", "make startup"),  # docs/measurement.md
-    "request-phases": command_table("scripts.measure.request_phases", "request_phases.json", "make request-phases"),
-    "scale": command_table("scripts.measure.scale", "scale.json", "make scale"),  # docs/deploy.md
-    "onnx-cuts": command_table("scripts.measure.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
-    "engines": command_table("scripts.measure.engine_sizes", "engines.json", "make engines", "engines"),
-    "engines-summary": lambda: importlib.import_module("scripts.measure.engine_sizes").summary(_load("engines.json")),
-    "installers": command_table("scripts.measure.installers", "installers.json", "make installers", "installers"),
-    "releases": command_table("scripts.measure.releases", "releases.json", "make releases"),  # docs/releases.md
+    "batching": command_table("scripts.bench.batching", "batching.json", "make batching"),  # app/README.md
+    "surface": command_table("scripts.studies.sbom", "surface.json", "make sbom"),  # docs/diagnose.md
+    "startup": command_table("scripts.bench.startup", "startup.json", "make startup"),  # docs/measurement.md
+    "request-phases": command_table("scripts.bench.request_phases", "request_phases.json", "make request-phases"),
+    "scale": command_table("scripts.bench.scale", "scale.json", "make scale"),  # docs/deploy.md
+    "onnx-cuts": command_table("scripts.studies.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
+    "engines": command_table("scripts.studies.engine_sizes", "engines.json", "make engines", "engines"),
+    "engines-summary": lambda: importlib.import_module("scripts.studies.engine_sizes").summary(_load("engines.json")),
+    "installers": command_table("scripts.bench.installers", "installers.json", "make installers", "installers"),
+    "releases": command_table("scripts.studies.releases", "releases.json", "make releases"),  # docs/releases.md
     "releases-docker26-containerd": command_table(
-        "scripts.measure.releases", "releases-docker26-containerd.json",
+        "scripts.studies.releases", "releases-docker26-containerd.json",
         "ENGINE=docker26-containerd make releases"),  # docs/releases.md
-    "peers": command_table("scripts.measure.peers", "peers.json", "make peers", "images"),  # docs/peers.md
-    "compression": command_table("scripts.measure.compression", "compression.json",
+    "peers": command_table("scripts.bench.peers", "peers.json", "make peers", "images"),  # docs/peers.md
+    "compression": command_table("scripts.studies.compression", "compression.json",
                                  "ENGINE=docker26-containerd make compression"),  # docs/releases.md
-    "reproducible": command_table("scripts.measure.reproducible", "reproducible.json", "make reproducible"),
+    "reproducible": command_table("scripts.studies.reproducible", "reproducible.json", "make reproducible"),
     "reproducible-docker26-containerd": command_table(
-        "scripts.measure.reproducible", "reproducible-docker26-containerd.json",
+        "scripts.studies.reproducible", "reproducible-docker26-containerd.json",
         "ENGINE=docker26-containerd make reproducible"),  # docs/releases.md
     "arm64": arm64_table,
     "advisor-speed": advisor_speed_table,  # image-advisor/README.md
@@ -614,7 +614,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.check:
         problems = stale()
         for p in problems:
-            print(f"stale: {p} (python -m scripts.measure.docs rewrites it)")
+            print(f"stale: {p} (python -m scripts.reports.docs rewrites it)")
         return 1 if problems else 0
     rewrite()
     return 0

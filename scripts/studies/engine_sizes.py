@@ -1,7 +1,7 @@
 """The six images built and sized on each engine, side by side (`make engines`).
 
-    python -m scripts.measure.engine_sizes [--variants ...] [--engines docker20,docker26,docker26-containerd]
-    python -m scripts.measure.engine_sizes --render     # results/engines.md again from results/engines.json
+    python -m scripts.studies.engine_sizes [--variants ...] [--engines docker20,docker26,docker26-containerd]
+    python -m scripts.studies.engine_sizes --render     # results/engines.md again from results/engines.json
 
 docker20 is the default engine (Debian 12's docker.io 20.10, the one every other figure here
 comes from); the others are Debian 13's Docker 26.1 with buildx, run as containers of it
@@ -106,7 +106,7 @@ def measure(names: list[str], variant_names: list[str]) -> dict:
         if name != DEFAULT:  # the default engine's images are smoke-tested by make smoke / make test
             log(f"{name}: smoke-testing ...")
             _tool("scripts.images.smoke", {**env, "VARIANTS": " ".join(variant_names)})
-        proc = subprocess.run([sys.executable, "-m", "scripts.measure.engine_sizes", "--measure-here", "--variants",
+        proc = subprocess.run([sys.executable, "-m", "scripts.studies.engine_sizes", "--measure-here", "--variants",
                                ",".join(variant_names)], cwd=ROOT, env=env, stdout=subprocess.PIPE, text=True,
                               check=False)
         if proc.returncode:

@@ -1,7 +1,7 @@
 """Concurrent requests sharing forward passes, measured (`make batching`, VARIANTS= as elsewhere).
 
-    python -m scripts.measure.batching                            # onnx_image and layered_image
-    python -m scripts.measure.batching --variants onnx_image --duration 10
+    python -m scripts.bench.batching                            # onnx_image and layered_image
+    python -m scripts.bench.batching --variants onnx_image --duration 10
 
 For each image, two containers one after the other: "one request per pass" (COALESCE=0
 APP_THREADS=2: every request runs in forward passes of its own, no batching across requests) and
@@ -18,8 +18,8 @@ import os
 import sys
 from pathlib import Path
 
+from scripts.bench.load import container_service, mix_bodies, run_level, settle_rss
 from scripts.infra.engine import EngineError, finish_cleanly_on_sigterm
-from scripts.measure.load import container_service, mix_bodies, run_level, settle_rss
 from scripts.results import RESULTS, human_bytes, machine, print_table, save_json
 from scripts.traffic import wrk
 from scripts.variants import select

@@ -1,7 +1,7 @@
 """zstd against gzip: what a push of each variant sends and how long it takes, and a fresh node's pull and first answer.
 
-    ENGINE=docker26-containerd python -m scripts.measure.compression [--variants onnx_image]   # make compression
-    python -m scripts.measure.compression --render                                          # the table again
+    ENGINE=docker26-containerd python -m scripts.studies.compression [--variants onnx_image]   # make compression
+    python -m scripts.studies.compression --render                                          # the table again
 
 Each variant is built twice more (build cache on), as OCI archives loaded into the engine, that differ
 only in how their layers are compressed: gzip, which every engine reads, and zstd. force-compression=true
@@ -34,13 +34,13 @@ from image_advisor.archive import blob, decompressed, open_source
 from image_advisor.errors import AdvisorError
 
 from scripts.images.build import BuildError, build_to_push, prepare
+from scripts.images.container import fresh_node
 from scripts.images.context import scratch_context
 from scripts.infra import engines, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
-from scripts.measure.compare import fresh_node
-from scripts.measure.releases import blobs
-from scripts.measure.reproducible import in_order
 from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_rows
+from scripts.studies.releases import blobs
+from scripts.studies.reproducible import in_order
 from scripts.variants import IMAGE_REPO, Variant, select
 
 OUT = RESULTS_ROOT / "compression.json"

@@ -30,7 +30,7 @@ from docker.errors import ImageNotFound
 
 from scripts.infra.engine import EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.swarm import rollout_image, swarm_cluster
-from scripts.measure.report import save_figure
+from scripts.reports.report import save_figure
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic.spread import SpreadLoad
 from scripts.variants import select

@@ -1,7 +1,7 @@
 """Where are the bytes, and what to change? (`make diagnose VARIANT=<name>` or `IMAGE=<ref or file>`)
 
 image-advisor (image-advisor/, installed in the lab's venv) does the work; this passes it what
-this repository knows about its own images (scripts/measure/advisor_profile.py) and writes
+this repository knows about its own images (scripts/advisor/profile.py) and writes
 its reports to results/diagnose/ (OUT= elsewhere). An image of this repository's service gets
 the service's requirements, probe requests and "shown in" folders; any other image is judged
 by itself and its trace alone. One of the six also gets its dive rules (<variant>/.dive-ci),
@@ -25,8 +25,8 @@ from image_advisor.diagnosis import examine
 from image_advisor.errors import AdvisorError
 from image_advisor.layers import SavedImage
 
+from scripts.advisor.profile import profile
 from scripts.infra.engine import PROJECT_LABEL, EngineError, ensure_engine, finish_cleanly_on_sigterm, publish_address
-from scripts.measure.advisor_profile import profile
 from scripts.results import RESULTS
 from scripts.variants import BY_NAME, FLAVORS, IMAGE_REPO, Variant, flavor_from_env
 
@@ -71,7 +71,7 @@ def main(argv: list[str] | None = None) -> int:
     os.environ.setdefault("IMAGE_ADVISOR_ADDRESS", publish_address())
     options = Options(image, profile(variant, ours), args.out, variant.image.split(":", 1)[1] if variant else "",
                       args.probe, not args.no_trace, not args.no_dive, args.baseline, args.fail_above,
-                      args.max_growth, args.platform, labels={PROJECT_LABEL: "scripts.measure.diagnose"})
+                      args.max_growth, args.platform, labels={PROJECT_LABEL: "scripts.advisor.diagnose"})
     code, report = run(options)
     if code or report is None:
         return code

@@ -1,6 +1,6 @@
 """Where one sentence's /classify time goes, per variant: the model's own work against everything around it.
 
-    python -m scripts.measure.request_phases [--variants onnx_image,layered_image] [--requests 300]
+    python -m scripts.bench.request_phases [--variants onnx_image,layered_image] [--requests 300]
     make request-phases VARIANTS=onnx_image
 
 Two parts, each with nothing else running:
@@ -103,7 +103,7 @@ def in_image(image: str, requests: int, timeout: float = 300) -> dict[str, float
     client = sdk()
     python = client.images.get(image).attrs["Config"].get("Entrypoint") or ["python"]  # distroless: /venv/bin/python
     container = client.containers.create(image, entrypoint=python, command=["-c", TIMER, str(requests), SENTENCE],
-                                        labels={PROJECT_LABEL: "scripts.measure.request_phases"})
+                                        labels={PROJECT_LABEL: "scripts.bench.request_phases"})
     try:
         container.start()
         status = container.wait(timeout=timeout).get("StatusCode")

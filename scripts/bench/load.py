@@ -1,10 +1,10 @@
 """Load and abuse a running service (`make load`): latency, errors, throughput, memory; hostile checks.
 
-    python -m scripts.measure.load                                # the local service on model/, started here
-    python -m scripts.measure.load --image bert-classifier:onnx_image
-    python -m scripts.measure.load --url http://127.0.0.1:8000 --concurrency 8 --duration 20
-    python -m scripts.measure.load --mix single=80,batch=20,max=0 --concurrency 8,32 --duration 60
-    python -m scripts.measure.load --image bert-classifier:onnx_image --client wrk --env COALESCE=0
+    python -m scripts.bench.load                                # the local service on model/, started here
+    python -m scripts.bench.load --image bert-classifier:onnx_image
+    python -m scripts.bench.load --url http://127.0.0.1:8000 --concurrency 8 --duration 20
+    python -m scripts.bench.load --mix single=80,batch=20,max=0 --concurrency 8,32 --duration 60
+    python -m scripts.bench.load --image bert-classifier:onnx_image --client wrk --env COALESCE=0
 
 For each concurrency level: that many clients, each on its own keep-alive connection,
 send requests drawn from the mix (single: one sentence; batch: 32 sentences; max: the

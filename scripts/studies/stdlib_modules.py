@@ -1,6 +1,6 @@
 """The standard-library modules onnx_image's programs import, found by tracing them: its build input.
 
-    python -m scripts.measure.stdlib_modules          # `make stdlib-modules`: writes onnx_image/stdlib-modules.txt
+    python -m scripts.studies.stdlib_modules          # `make stdlib-modules`: writes onnx_image/stdlib-modules.txt
 
 onnx_image copies Debian's Python onto a base without one (scripts/images/copy_python.py) and keeps
 only the standard-library modules this list names. To write the list, the image is built with the
@@ -20,10 +20,10 @@ from pathlib import Path
 
 from image_advisor.trace import Trace, parse_requests, trace_image
 
+from scripts.advisor.profile import SERVICE_REQUESTS
 from scripts.images.build import BuildError, build_image, prepare, remove_image
 from scripts.images.copy_python import module_name
 from scripts.infra.engine import EngineError
-from scripts.measure.advisor_profile import SERVICE_REQUESTS
 from scripts.traffic import hostile, pipeline
 from scripts.variants import BY_NAME
 
@@ -32,7 +32,7 @@ LIST = VARIANT.dockerfile.parent / "stdlib-modules.txt"
 TAG = "bert-classifier-trace:onnx_image-whole-stdlib"
 HEADER = """\
 # The standard-library modules onnx_image's service, HEALTHCHECK and one-shot CLI import, as a
-# trace of them found (make stdlib-modules; scripts/measure/stdlib_modules.py). copy_python.py
+# trace of them found (make stdlib-modules; scripts/studies/stdlib_modules.py). copy_python.py
 # --modules keeps only these, the packages that hold them, and its ALWAYS_KEEP. Regenerate after
 # a dependency or the app changes what it imports; make smoke on the cut image checks the list.
 """

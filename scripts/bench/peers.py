@@ -1,7 +1,7 @@
 """This repository's onnx_image beside the servers readers would pick instead (`make peers`).
 
-    python -m scripts.measure.peers [--peers fastapi,litserve] [--packagings default,slim] [--skip push,advisor]
-    python -m scripts.measure.peers --render          # the table again from results/peers.json
+    python -m scripts.bench.peers [--peers fastapi,litserve] [--packagings default,slim] [--skip push,advisor]
+    python -m scripts.bench.peers --render          # the table again from results/peers.json
 
 The same int8 model and tokenizer behind FastAPI, LitServe, BentoML, KServe and Ray Serve
 (peers/, listed in scripts/peers.py), each packaged the way its docs do it ("default") and the
@@ -32,13 +32,13 @@ from image_advisor.errors import AdvisorError
 from image_advisor.pictures import stacked_chart
 from image_advisor.trace import ProbeRequest
 
+from scripts.advisor.profile import profile
+from scripts.bench.memory_peak import PeakSampler
 from scripts.images.build import BuildError, image_size, trim_build_cache
 from scripts.images.container import POSITIVE, Container, container_memory
 from scripts.images.peer_images import ONNX, WrongAnswer, build, check_answers, prepared, select, wait_first_answer
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, publish_address, sdk
-from scripts.measure.advisor_profile import profile
-from scripts.measure.memory_peak import PeakSampler
 from scripts.peers import Peer
 from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic import hostile, latency, wrk

@@ -1,9 +1,9 @@
 """Two clean builds of the same sources, compared: the same image digest, or the files that differ.
 
-    python -m scripts.measure.reproducible [--variants onnx_image]   # `make reproducible`
-    python -m scripts.measure.reproducible --render                  # the table again from the file
-    python -m scripts.measure.reproducible --compare A.tar B.tar     # two archives you made: every path that differs
-    python -m scripts.measure.reproducible --keep DIR                # and keep each variant's two archives
+    python -m scripts.studies.reproducible [--variants onnx_image]   # `make reproducible`
+    python -m scripts.studies.reproducible --render                  # the table again from the file
+    python -m scripts.studies.reproducible --compare A.tar B.tar     # two archives you made: every path that differs
+    python -m scripts.studies.reproducible --keep DIR                # and keep each variant's two archives
 
 Each variant is built twice from an empty build cache (--no-cache), each time from a fresh scratch
 copy of the build context (new file times, as two CI checkouts have), with SOURCE_DATE_EPOCH set to
@@ -47,8 +47,8 @@ from scripts.images.build import (
 )
 from scripts.images.context import scratch_context
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
-from scripts.measure.releases import blobs, moved
 from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json, save_rows
+from scripts.studies.releases import blobs, moved
 from scripts.variants import EPOCH, IMAGE_REPO, VARIANTS, Variant, select
 
 # Both engines' results are kept (results/engines/, where ENGINE=... puts its files, is not committed).

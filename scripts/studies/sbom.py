@@ -1,7 +1,7 @@
 """What is inside each image: a CycloneDX SBOM and its attack surface (`make sbom`, VARIANTS= or IMAGE=).
 
-    python -m scripts.measure.sbom                                   # every built variant
-    python -m scripts.measure.sbom --image myapp:latest              # any image: results/sbom/<name>.cdx.json
+    python -m scripts.studies.sbom                                   # every built variant
+    python -m scripts.studies.sbom --image myapp:latest              # any image: results/sbom/<name>.cdx.json
 
 From the same layer replay as make diagnose (`docker save`, image-advisor/src/image_advisor/layers.py),
 so only files that survive in the final filesystem count:
@@ -151,7 +151,7 @@ def bom(image: str, image_id: str, saved: SavedImage, final: dict[str, Entry], w
     return {
         "bomFormat": "CycloneDX", "specVersion": "1.6", "version": 1,
         "metadata": {"timestamp": when,
-                     "tools": {"components": [{"type": "application", "name": "make sbom (scripts/measure/sbom.py)"}]},
+                     "tools": {"components": [{"type": "application", "name": "make sbom (scripts/studies/sbom.py)"}]},
                      "component": {"type": "container", "bom-ref": image_id, "name": image, "version": image_id}},
         "components": components(saved, final),
     }

@@ -1,7 +1,7 @@
 """Which CUDA libraries the service loads, against those a CUDA image ships.
 
-    python -m scripts.measure.cuda_libs [--variant multi_stage_build] [--image REF] [--json]
-    python -m scripts.measure.cuda_libs --trimmed multi_stage_build,distroless_image    # `make cuda-trim`
+    python -m scripts.bench.cuda_libs [--variant multi_stage_build] [--image REF] [--json]
+    python -m scripts.bench.cuda_libs --trimmed multi_stage_build,distroless_image    # `make cuda-trim`
 
 Runs the service's own model load and one prediction inside a throw-away container of the
 image, then reads /proc/self/maps: every shared library the process has mapped. Beside that,

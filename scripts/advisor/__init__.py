@@ -1,0 +1,1 @@
+"""Image-advisor with this repository's knowledge."""

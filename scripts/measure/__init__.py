@@ -1,1 +1,0 @@
-"""Measure the images and report: compare, diagnose, load, benchmark, composition."""

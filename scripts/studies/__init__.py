@@ -1,0 +1,1 @@
+"""One-off studies, built on the benchmarks: releases, reproducibility, compression, the ONNX cuts, engines, SBOMs."""
