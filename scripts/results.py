@@ -68,6 +68,11 @@ def print_table(header: list[str], rows: list[list[str]], out=sys.stdout) -> Non
         print(line.format(*row), file=out)
 
 
+def markdown_table(header: list[str], rows: list[list[str]]) -> list[str]:
+    """The lines of a Markdown table."""
+    return ["| " + " | ".join(header) + " |", "|" + "---|" * len(header), *("| " + " | ".join(r) + " |" for r in rows)]
+
+
 def machine() -> dict:
     """Where a measurement ran: enough to tell runs apart."""
     def cmd(*args: str) -> str:

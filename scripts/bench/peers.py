@@ -40,7 +40,7 @@ from scripts.images.peer_images import ONNX, WrongAnswer, build, check_answers, 
 from scripts.infra import registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, publish_address, sdk
 from scripts.peers import Peer
-from scripts.results import RESULTS, human_bytes, load_json, machine, print_table, save_json
+from scripts.results import RESULTS, human_bytes, load_json, machine, markdown_table, print_table, save_json
 from scripts.traffic import hostile, latency, wrk
 
 OUT = RESULTS / "peers.json"
@@ -223,8 +223,7 @@ def markdown(data: dict) -> str:
     header, rows = table(data)
     lines = [f"_{m.get('cpu', '?')}, {m.get('cores', '?')} cores, {m.get('measured_at', '?')[:10]}: one `make peers` "
              f"run; first answers are medians of {data.get('start_runs', '?')}; wrk {WRK_SECONDS} s per level_", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(r) + " |" for r in rows]
+             *markdown_table(header, rows)]
     return "\n".join(lines) + "\n"
 
 

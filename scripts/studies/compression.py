@@ -38,7 +38,7 @@ from scripts.images.container import fresh_node
 from scripts.images.context import scratch_context
 from scripts.infra import engines, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
-from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_rows
+from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, markdown_table, print_table, save_rows
 from scripts.studies.releases import blobs
 from scripts.studies.reproducible import in_order
 from scripts.variants import IMAGE_REPO, Variant, select
@@ -167,8 +167,7 @@ def markdown(data: dict) -> str:
              "compressed, to an empty registry; fresh node: an empty engine of the same kind pulls, runs, and is "
              "asked until /classify answers (seconds from the pull's start); decompress: every layer, one core. "
              "One run each; in brackets, zstd's ratio to gzip_", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+             *markdown_table(header, body)]
     if old := data.get("older_engine"):
         lines += ["", f"Docker {old['engine']} pulling {old['image']} with zstd layers: `{old['pull']}`"]
     return "\n".join(lines) + "\n"

@@ -41,7 +41,16 @@ from scripts.infra import engines, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, rewrites_timestamps
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
-from scripts.results import RESULTS_ROOT, human_bytes, load_json, machine, print_table, save_json, save_rows
+from scripts.results import (
+    RESULTS_ROOT,
+    human_bytes,
+    load_json,
+    machine,
+    markdown_table,
+    print_table,
+    save_json,
+    save_rows,
+)
 from scripts.variants import RELEASE_REPO, ROOT, Variant, select
 
 ENGINE = os.environ.get("ENGINE", "").strip()
@@ -165,8 +174,7 @@ def markdown(data: dict) -> str:
            if data.get("reproducible") else "")
     lines = [f"_{where.get('cpu', '?')}, {where.get('cores', '?')} cores, Docker {data.get('engine', '?')}{how}; "
              f"measured {data.get('measured_at', '?')}. Each cell: bytes pushed / bytes pulled, compressed_", "",
-             "| " + " | ".join(header) + " |", "|" + "---|" * len(header)]
-    lines += ["| " + " | ".join(row) + " |" for row in body]
+             *markdown_table(header, body)]
     return "\n".join(lines) + "\n"
 
 
