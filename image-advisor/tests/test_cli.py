@@ -3,11 +3,13 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 from test_archive import OCI_ZSTD, Layout, docker_save, write_tar
 
 from image_advisor import REPORT_SCHEMA, cli, diagnosis, engine, pictures
+from image_advisor.trace import CONFINED
 
 
 @pytest.fixture
@@ -77,3 +79,11 @@ def test_bad_input_is_one_line_and_exit_2(tmp_path, no_engine, capsys, args, mes
 def test_report_names_of_files_and_references():
     assert cli.report_name("registry.example/team/app:1.2") == "registry.example_team_app_1.2"
     assert cli.report_name("./builds/app.oci.tar") == "app"
+
+
+def test_the_readme_states_the_limits_the_trace_sets():
+    text = " ".join((Path(__file__).parents[1] / "README.md").read_text().split())
+    memory = CONFINED["mem_limit"].upper().removesuffix("G")
+    log = CONFINED["log_config"]["config"]["max-size"].upper().removesuffix("M")
+    for said in (f"{memory} GB of memory", f"{CONFINED['pids_limit']} processes", f"a {log} MB log"):
+        assert said in text, said

@@ -158,7 +158,8 @@ def _port(config: dict) -> str | None:
 
 
 def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None,
-                after: Callable[[Any, str], None] | None = None, labels: dict[str, str] | None = None) -> Trace:
+                after: Callable[[Any, str], None] | None = None, labels: dict[str, str] | None = None,
+                ready_timeout: float = READY_TIMEOUT_S) -> Trace:
     """Start the image's service with the probe, send the requests, return what it used.
 
     after(container, base_url), when given, runs once the requests are answered: more traffic, or
@@ -182,7 +183,7 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
         if port and requests:
             container.reload()
             base = f"http://{publish_address()}:{container.ports[port][0]['HostPort']}"
-            answers = _exercise(container, base, requests, log)
+            answers = _exercise(container, base, requests, log, ready_timeout)
             if after is not None:
                 after(container, base)
         else:
@@ -213,10 +214,11 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
     return trace
 
 
-def _exercise(container, base: str, requests: list[ProbeRequest], log) -> list[tuple[str, int]]:
+def _exercise(container, base: str, requests: list[ProbeRequest], log,
+              ready_timeout: float = READY_TIMEOUT_S) -> list[tuple[str, int]]:
     """Wait for the first request to get an answer below 500 (the service is up), then send them all."""
     started = time.monotonic()
-    log(f"[trace] waiting for {requests[0]} to answer (up to {READY_TIMEOUT_S} s) ...")
+    log(f"[trace] waiting for {requests[0]} to answer (up to {ready_timeout:.0f} s) ...")
     while True:
         try:
             if _send(base, requests[0], timeout=5) < 500:
@@ -225,12 +227,18 @@ def _exercise(container, base: str, requests: list[ProbeRequest], log) -> list[t
             pass
         container.reload()
         if container.status != "running":
+            state = container.attrs.get("State", {})
+            if state.get("OOMKilled"):
+                raise AdvisorError(f"the service was killed for memory: over the trace's {CONFINED['mem_limit']}")
             last = container.logs(tail=1).decode(errors="replace").strip()[-300:]
-            code = container.attrs.get("State", {}).get("ExitCode")
-            raise AdvisorError(f"the service exited (code {code}) during the trace"
+            raise AdvisorError(f"the service exited (code {state.get('ExitCode')}) during the trace"
                                + (f"; its last log line: {last}" if last else ", printing nothing"))
-        if time.monotonic() - started > READY_TIMEOUT_S:
-            raise AdvisorError(f"no answer to {requests[0]} after {READY_TIMEOUT_S} s (does the service listen on "
+        if time.monotonic() - started > ready_timeout:
+            pids = (container.stats(stream=False).get("pids_stats") or {}).get("current", 0)
+            if pids >= CONFINED["pids_limit"]:
+                raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s: the container holds "
+                                   f"{pids} processes, the trace's limit (does it fork without end?)")
+            raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s (does the service listen on "
                                "the first port its image exposes?)")
         time.sleep(0.25)
     answers = []
