@@ -6,7 +6,10 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PY := .venv/bin/python
+# The host virtualenv in two steps: the lab's tools (measurements, the advisor; no torch), then the tests'
+# and the model's toolchain on top (make test, make model).
 VENV_STAMP := .venv/.installed
+DEV_STAMP := .venv/.installed-dev
 # make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
 MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
@@ -34,22 +37,26 @@ PYTHON ?= python3
 TORCH_CPU_INDEX = $(shell [ "$$(uname -sm)" = "Linux x86_64" ] && curl -fsI -m 5 https://download.pytorch.org/whl/cpu/ \
                     >/dev/null 2>&1 && echo --extra-index-url https://download.pytorch.org/whl/cpu)
 
-$(VENV_STAMP): requirements-dev.txt image-advisor/pyproject.toml app/requirements.txt app/requirements-common.txt app/requirements-onnx.txt \
-               app/torch-cpu.txt app/requirements-export.txt
+$(VENV_STAMP): requirements-lab.txt image-advisor/pyproject.toml
 	@$(PYTHON) scripts/infra/python_check.py
 	$(PYTHON) -m venv .venv
+	$(PY) -m pip install --quiet -r requirements-lab.txt
+	touch $@
+
+$(DEV_STAMP): $(VENV_STAMP) requirements-dev.txt app/requirements.txt app/requirements-common.txt \
+              app/requirements-onnx.txt app/torch-cpu.txt app/requirements-export.txt
 	$(PY) -m pip install --quiet $(TORCH_CPU_INDEX) -r requirements-dev.txt
 	touch $@
 
-venv: $(VENV_STAMP)  ## host virtualenv with the app's and the tools' dependencies
+venv: $(DEV_STAMP)  ## host virtualenv: the lab's tools, then the tests' and the model's (torch)
 
-$(MODEL_STAMP): $(VENV_STAMP) model_parts/trained_top.safetensors scripts/model/make_model.py scripts/model/export_onnx.py
+$(MODEL_STAMP): $(DEV_STAMP) model_parts/trained_top.safetensors scripts/model/make_model.py scripts/model/export_onnx.py
 	$(PY) -m scripts.model.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
-model: $(VENV_STAMP)  ## assemble the classifier in ./model and its ONNX forms (MODEL_ID=<hub id> downloads one)
+model: $(DEV_STAMP)  ## assemble the classifier in ./model and its ONNX forms (MODEL_ID=<hub id> downloads one)
 	$(PY) -m scripts.model.make_model --out model $(if $(MODEL_ID),--model-id $(MODEL_ID))
 
-train: $(VENV_STAMP)  ## re-train the committed part (model_parts/), ~6 min on 2 cores
+train: $(DEV_STAMP)  ## re-train the committed part (model_parts/), ~6 min on 2 cores
 	$(PY) -m scripts.model.train_model
 
 evaluate: $(MODEL_STAMP)  ## held-out accuracy of torch, ONNX fp32 and ONNX int8 side by side
@@ -145,7 +152,7 @@ diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<na
 	    $(if $(FAIL_ABOVE),--fail-above '$(FAIL_ABOVE)') $(if $(MAX_GROWTH),--max-growth '$(MAX_GROWTH)') \
 	    $(if $(NO_TRACE),--no-trace) $(if $(PLATFORM),--platform '$(PLATFORM)') $(if $(OUT),--out '$(OUT)')
 
-lint: $(VENV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
+lint: $(DEV_STAMP)  ## ruff on the Python, hadolint on the Dockerfiles
 	.venv/bin/ruff check app scripts tests image-advisor peers
 	$(PY) -m scripts.images.lint_dockerfiles
 
@@ -165,7 +172,7 @@ advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv
 	$(ADVISOR_VENV)/bin/pip install --quiet './image-advisor[pictures,test]'
 	cd image-advisor && IMAGE_ADVISOR_NEED_ENGINE=1 ../$(ADVISOR_VENV)/bin/python -m pytest -q -p no:cacheprovider
 
-integration: $(VENV_STAMP)  ## build all six images from scratch and smoke-test them
+integration: $(DEV_STAMP)  ## build all six images from scratch and smoke-test them
 	$(PY) -m pytest -q tests/integration
 
 test: lint unit advisor-test integration  ## everything CI runs
