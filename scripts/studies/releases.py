@@ -102,11 +102,13 @@ def releases_of(v: Variant, ctx: Path, setup, infra: registry.Infra, reproducibl
             tag = f"{tag_base}-r{n}"
             local = f"{REPO}:{tag}"
             build = build_to_push if reproducible else build_image
-            extra = {"archive": ctx.parent / f"{tag}.tar"} if reproducible else {}
+            # gzip forced: the base's layers too, as a registry serves them (a base loaded with docker load, as the
+            # stand-ins are, is kept uncompressed, and would be pushed so)
+            archive = ctx.parent / f"{tag}.tar"
+            extra = {"archive": archive, "compression": "gzip"} if reproducible else {}
             build(ctx / v.name / "Dockerfile", local, setup, context=ctx, label=f"{v.name} r{n}", quiet=True,
                   no_cache=change == CHANGES[3], **extra)
-            for archive in extra.values():
-                archive.unlink()
+            archive.unlink(missing_ok=True)
             ref = infra.push_ref(REPO, tag)
             docker("tag", local, ref)
             started = time.perf_counter()
