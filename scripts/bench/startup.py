@@ -18,6 +18,7 @@ from its own cold starts (START_RUNS=5 there). The table in docs/measurement.md 
 
 from __future__ import annotations
 
+import argparse
 import os
 import re
 import statistics
@@ -145,7 +146,9 @@ def chart(data: dict, path: Path) -> Path:
     return save_figure(fig, path)
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # No options: --help prints what it does, anything else is refused before it measures
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     finish_cleanly_on_sigterm()
     runs = int(os.environ.get("START_RUNS") or "3")
     rows: dict[str, dict] = {}

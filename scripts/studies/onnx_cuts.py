@@ -12,6 +12,7 @@ Writes results/onnx-cuts.json; onnx_image/README.md's table is generated from it
 
 from __future__ import annotations
 
+import argparse
 import io
 import os
 import shutil
@@ -98,7 +99,9 @@ def measure(commit: str, setup, runs: int) -> dict:
     return row
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # No options: --help prints what it does, anything else is refused before it measures
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     finish_cleanly_on_sigterm()
     if not CUTS:
         print("error: no cuts listed in scripts/studies/onnx_cuts.py", file=sys.stderr)

@@ -15,6 +15,7 @@ A module only some other path imports lazily is not seen: the smoke test on the 
 
 from __future__ import annotations
 
+import argparse
 import sys
 from pathlib import Path
 
@@ -76,7 +77,9 @@ def write(names: set[str], path: Path = LIST) -> None:
     path.write_text(HEADER + "".join(f"{n}\n" for n in sorted(names)))
 
 
-def main() -> int:
+def main(argv: list[str] | None = None) -> int:
+    # No options: --help prints what it does, anything else is refused before it measures
+    argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter).parse_args(argv)
     try:
         setup = prepare("cpu", variants=[VARIANT])
         with setup.wheels():
