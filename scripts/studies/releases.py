@@ -177,6 +177,8 @@ def markdown(data: dict) -> str:
     lines = [f"_{where.get('cpu', '?')}, {where.get('cores', '?')} cores, Docker {data.get('engine', '?')}{how}; "
              f"measured {data.get('measured_at', '?')}. Each cell: bytes pushed / bytes pulled, compressed_", "",
              *markdown_table(header, body)]
+    if data.get("note"):  # how the rows were measured, where not in one run
+        lines += ["", f"_{data['note']}_"]
     return "\n".join(lines) + "\n"
 
 
