@@ -33,6 +33,7 @@ import hashlib
 import json
 import os
 import secrets
+import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -132,28 +133,45 @@ def _infra_image(arg: str) -> str:
             os.environ["DOCKER_HOST"] = saved
 
 
+REGISTRY_PORTS = range(5000, 5020)  # where measurement_infra's registry listens in the engine's namespace
+
+
+def _free_port(address: str) -> int:
+    """The first of REGISTRY_PORTS on which nothing at address accepts a connection."""
+    for port in REGISTRY_PORTS:
+        with socket.socket() as probe:
+            probe.settimeout(2)
+            if probe.connect_ex((address, port)) != 0:
+                return port
+    raise EngineError(f"every port from {REGISTRY_PORTS.start} to {REGISTRY_PORTS.stop - 1} on {address} "
+                      "is taken: are that many measurements running on this engine?")
+
+
 @contextlib.contextmanager
 def measurement_infra(name: str) -> Iterator[registry.Infra]:
     """Beside the running engine `name`: a registry it pushes to and an empty engine of its kind.
 
     The registry shares the engine container's network namespace, so the engine pushes to its own
-    127.0.0.1:5000, which Docker trusts without TLS, and nothing in the engine changes; this
+    127.0.0.1:<port>, which Docker trusts without TLS, and nothing in the engine changes; this
     machine and the empty engine reach the registry at the engine container's address (the empty
-    engine told so by insecure-registries). The empty engine is a second container like the
-    first, on its network, with no volume of its own to outlive it. Both are removed on the way out.
+    engine told so by insecure-registries). The port is the first of REGISTRY_PORTS nothing in the
+    engine's namespace answers on, so two measurements on one engine each get a registry of their
+    own. The empty engine is a second container like the first, on its network, with no volume of
+    its own to outlive it. Both are removed on the way out.
     """
     engine = by_name(name)
     host = _default_host()
     address = _address(engine.container, engine.container, host)
     suffix = secrets.token_hex(3)
     registry_container, node = f"{engine.container}-registry-{suffix}", f"{engine.container}-node-{suffix}"
-    pushed_to = f"{address}:{registry.REGISTRY_PORT}"
+    port = _free_port(address)
+    pushed_to = f"{address}:{port}"
     started: list[str] = []
 
     def start_registry() -> None:
         docker("rm", "-f", "-v", registry_container, host=host, check=False)
         docker("run", "-d", *LABEL, "--name", registry_container, "--network", f"container:{engine.container}",
-               _infra_image("REGISTRY_IMAGE"), host=host)
+               "-e", f"REGISTRY_HTTP_ADDR=:{port}", _infra_image("REGISTRY_IMAGE"), host=host)
         registry.wait(lambda: registry.http_ok(f"http://{pushed_to}/v2/"), 60, "the registry")
 
     try:
@@ -167,7 +185,7 @@ def measurement_infra(name: str) -> Iterator[registry.Infra]:
         node_address = scratch.removeprefix("tcp://").rsplit(":", 1)[0]
         yield registry.Infra(pushed_to, pushed_to, scratch, f"0.0.0.0:{registry.SERVICE_PORT}",
                              f"http://{node_address}:{registry.SERVICE_PORT}",
-                             registry_for_push=f"127.0.0.1:{registry.REGISTRY_PORT}", empty_registry=start_registry)
+                             registry_for_push=f"127.0.0.1:{port}", empty_registry=start_registry)
     finally:
         for container in reversed(started):
             docker("rm", "-f", "-v", container, host=host, check=False, timeout=120)

@@ -6,6 +6,8 @@ new, and zstd layers pull on an empty Docker 26 node but not on Docker 20.10."""
 
 from __future__ import annotations
 
+import json
+import urllib.request
 from pathlib import Path
 
 import pytest
@@ -104,3 +106,14 @@ def test_a_clean_rebuild_pushes_nothing_and_zstd_needs_docker_23(engine, tmp_pat
         registry.pull(infra.scratch, infra.pull_ref("small", "z"))  # the empty Docker 26 node reads it
         version, answer = engines.pull_message(NAME, infra, infra.pull_ref("small", "z"))
         assert version.startswith("20.10") and "invalid tar header" in answer, (version, answer)
+
+
+def test_two_measurements_on_one_engine_get_a_registry_each(engine, tmp_path):
+    def catalog(infra: registry.Infra) -> list[str]:
+        with urllib.request.urlopen(f"http://{infra.registry}/v2/_catalog", timeout=10) as resp:
+            return json.load(resp)["repositories"]
+
+    with engines.measurement_infra(NAME) as first, engines.measurement_infra(NAME) as second:
+        assert first.registry != second.registry
+        push(first, small_context(tmp_path / "a"), "r0")
+        assert catalog(first) == ["small"] and catalog(second) == []
