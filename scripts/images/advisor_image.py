@@ -18,7 +18,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from scripts.images.build import BuildSetup, wheelhouse_mode
+from scripts.images.build import BuildSetup, image_id, remove_replaced, wheelhouse_mode
 from scripts.infra import bases, wheelhouse
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine
 from scripts.results import RESULTS, human_bytes, machine, save_json
@@ -53,8 +53,10 @@ def build(base: str, index_url: str | None) -> float:
         args += ["--build-arg", f"PIP_INDEX_URL={index_url}", "--build-arg",
                  f"PIP_TRUSTED_HOST={index_url.split('/')[2]}", "--network", "host"]
     log(f"building {TAG} FROM {base} ...")
+    old = image_id(TAG)
     docker("build", "--no-cache", "-q", *args, "--label", f"{PROJECT_LABEL}=scripts.images.advisor_image",
            "-t", TAG, str(FOLDER), timeout=900)
+    remove_replaced(old, TAG)  # --no-cache builds a new image each time: the one before would linger untagged
     return float(docker("image", "inspect", "--format", "{{.Size}}", TAG).stdout.strip())
 
 
