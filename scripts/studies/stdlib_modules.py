@@ -86,7 +86,8 @@ def main(argv: list[str] | None = None) -> int:
             log(f"building {TAG} with the whole standard library ...")
             build_image(VARIANT.dockerfile, TAG, setup, no_cache=False, label=TAG,
                         build_args={"STDLIB_MODULES": "all"})
-        trace = trace_image(TAG, parse_requests(" | ".join(SERVICE_REQUESTS)), log=log, after=exercise)
+        # publish: its own image, sent the hostile set and the pipeline cases from here after the requests
+        trace = trace_image(TAG, parse_requests(" | ".join(SERVICE_REQUESTS)), log=log, after=exercise, publish=True)
     except (EngineError, BuildError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 1

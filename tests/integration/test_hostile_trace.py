@@ -23,7 +23,8 @@ HOSTILE = {
     "exits": "echo 'no config file' && exit 3",
     "other-port": "exec python3 -m http.server 9000",
     "floods": f"yes flood & {SERVE}",
-    "forks": f"python3 -c \"$(printf '{FORK_FOREVER}')\" & {SERVE}",
+    # the server starts once the forks have had time to fill the limit (exec needs no fork of its own)
+    "forks": f"python3 -c \"$(printf '{FORK_FOREVER}')\" & sleep 2; {SERVE}",
 }
 
 
@@ -66,7 +67,8 @@ def test_an_image_that_listens_on_another_port_times_out_with_a_hint(images):
     started = time.monotonic()
     trace = traced(images["other-port"], ready_timeout=5)
     assert time.monotonic() - started < 60
-    assert not trace.ok and "no answer to GET / after 5 s" in trace.reason, trace.reason
+    assert not trace.ok and "no answer to GET / after 5 s on port 8000" in trace.reason, trace.reason
+    assert trace.reason.endswith("it listens on 9000"), trace.reason
 
 
 def test_an_image_that_floods_its_output_keeps_a_bounded_log(images):
@@ -80,6 +82,21 @@ def test_an_image_that_floods_its_output_keeps_a_bounded_log(images):
     assert trace.ok, trace.reason
     cap = int(CONFINED["log_config"]["config"]["max-size"].removesuffix("m")) * 2**20
     assert 0 < seen["log"] <= cap * 1.1, seen
+
+
+def test_the_traced_service_has_no_network_but_its_loopback(images):
+    seen = {}
+
+    def after(container, base):
+        look = ("import socket; print(sorted(n for _, n in socket.if_nameindex()))\n"
+                "print(len(open('/proc/net/route').read().splitlines()) - 1)")
+        _, out = container.exec_run(["python3", "-c", look])
+        seen["interfaces"], seen["routes"] = out.decode().split()
+        seen["base"] = base
+
+    trace = traced(images["floods"], after=after)
+    assert trace.ok and trace.answers == [("GET /", 200)], trace
+    assert seen == {"interfaces": "['lo']", "routes": "0", "base": ""}, seen
 
 
 def test_an_image_that_forks_without_end_is_held_to_its_pid_limit_and_named(images):

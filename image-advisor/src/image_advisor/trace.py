@@ -6,10 +6,13 @@ The image is never changed: the container is created from it as it is (its entry
 user and environment), trace_probe.py is copied into that container's own layer
 as /.diagnose-probe/sitecustomize.py (`docker cp` works on a created container, so no shell is
 needed and distroless images trace like any other), and /.diagnose-probe goes first on
-PYTHONPATH. The service is then sent the requests given (--probe 'POST /predict {"text": "hi"}',
-several separated by `|`; default GET / on the exposed port), the probe's files are copied out
-and the container is removed. Where there is no Python, or nothing was recorded, the Trace says
-why and the advisor leaves the rules that need it out.
+PYTHONPATH. The container has no network but its own loopback: the requests given (--probe
+'POST /predict {"text": "hi"}', several separated by `|`; default GET / on the first exposed
+port) are sent from inside it, by trace_client.py run with `docker exec` on the image's own
+Python, so the image reaches nothing and the engine publishes nothing (which works the same on
+a remote engine, Docker Desktop, or from inside a container). Then the probe's files are copied
+out and the container is removed. Where there is no Python, or nothing was recorded, the Trace
+says why and the advisor leaves the rules that need it out.
 """
 
 from __future__ import annotations
@@ -19,9 +22,7 @@ import json
 import re
 import tarfile
 import time
-import urllib.error
-import urllib.request
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -33,6 +34,9 @@ from image_advisor.errors import AdvisorError
 
 PROBE_DIR = "/.diagnose-probe"
 PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
+CLIENT_SOURCE = Path(__file__).with_name("trace_client.py")
+CLIENT_ROUND_S = 5  # each `docker exec` of the client waits this long for an answer, then the container is checked
+FALLBACK_PYTHONS = ("python3", "python")  # until the service's own interpreter has written a snapshot
 READY_TIMEOUT_S = 300  # the first answer of a large torch image on a slow machine
 # Someone else's image is run confined: no capabilities, no privilege gain, bounded memory, processes and logs.
 CONFINED = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "pids_limit": 512, "mem_limit": "4g",
@@ -113,17 +117,6 @@ def parse_requests(text: str) -> list[ProbeRequest]:
     return requests
 
 
-def _send(base: str, request: ProbeRequest, timeout: float = 30) -> int:
-    req = urllib.request.Request(base + request.path, data=request.body, method=request.method,
-                                 headers={"content-type": "application/json"} if request.body else {})
-    try:
-        with urllib.request.urlopen(req, timeout=timeout) as resp:
-            resp.read()
-            return resp.status
-    except urllib.error.HTTPError as exc:
-        return exc.code
-
-
 def _probe_archive() -> bytes:
     """/.diagnose-probe/sitecustomize.py (read-only) and out/ (writable by any user) as a tar."""
     buf = io.BytesIO()
@@ -159,11 +152,13 @@ def _port(config: dict) -> str | None:
 
 def trace_image(image: str, requests: list[ProbeRequest], log=print, environment: dict | None = None,
                 after: Callable[[Any, str], None] | None = None, labels: dict[str, str] | None = None,
-                ready_timeout: float = READY_TIMEOUT_S) -> Trace:
+                ready_timeout: float = READY_TIMEOUT_S, publish: bool = False) -> Trace:
     """Start the image's service with the probe, send the requests, return what it used.
 
     after(container, base_url), when given, runs once the requests are answered: more traffic, or
     `container.exec_run` of other programs of the image (they inherit the probe's environment).
+    base_url is "" unless publish: a trusted image of one's own, whose port is then published on
+    publish_address() so that this machine can send it more (its network is not cut).
     """
     client = sdk()
     config = client.images.get(image).attrs.get("Config") or {}
@@ -175,16 +170,16 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
         container = client.containers.create(
             image, detach=True, labels={LABEL: "trace", **(labels or {})}, **CONFINED,
             environment={**(environment or {}), "PYTHONPATH": python_path, "DIAGNOSE_PROBE_OUT": f"{PROBE_DIR}/out"},
-            ports={port: (publish_address(), None)} if port else {})
+            **({"ports": {port: (publish_address(), None)} if port else {}} if publish else {"network_mode": "none"}))
         if not container.put_archive("/", _probe_archive()):
             return Trace(False, "the probe could not be copied into the container")
         container.start()
         answers: list[tuple[str, int]] = []
         if port and requests:
-            container.reload()
-            base = f"http://{publish_address()}:{container.ports[port][0]['HostPort']}"
-            answers = _exercise(container, base, requests, log, ready_timeout)
+            answers = _exercise(container, int(port.split("/")[0]), requests, log, ready_timeout)
             if after is not None:
+                container.reload()
+                base = f"http://{publish_address()}:{container.ports[port][0]['HostPort']}" if publish else ""
                 after(container, base)
         else:
             log(f"[trace] {image} exposes no TCP port: recording its start-up only")
@@ -214,17 +209,48 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
     return trace
 
 
-def _exercise(container, base: str, requests: list[ProbeRequest], log,
+def _client_pythons(container) -> Iterable[str]:
+    """Interpreters to run the client with: the service's own (from its snapshots), else any on PATH."""
+    try:
+        own = [snap.get("executable") for snap in _read_out(container)]
+    except (DockerException, OSError, tarfile.TarError):
+        own = []
+    return dict.fromkeys([*(exe for exe in own if exe), *FALLBACK_PYTHONS])
+
+
+def _client_round(container, port: int, requests: list[ProbeRequest], wait_s: float) -> dict | None:
+    """One `docker exec` of trace_client.py: its answer, or None where no interpreter could run it
+    (none yet, the container stopped, or out of processes)."""
+    job = json.dumps({"port": port, "wait_s": wait_s,
+                      "requests": [[r.method, r.path, r.body.decode() if r.body else None] for r in requests]})
+    for python in _client_pythons(container):
+        try:
+            code, output = container.exec_run([python, "-I", "-c", CLIENT_SOURCE.read_text(), job],
+                                              environment={"DIAGNOSE_PROBE_OUT": "/nonexistent"})
+        except DockerException:
+            return None  # not running any more, or the engine refused the exec: the caller looks at the container
+        lines = (output or b"").decode(errors="replace").strip().splitlines()
+        if code == 0 and lines:
+            try:
+                return json.loads(lines[-1])
+            except ValueError:
+                pass
+    return None
+
+
+def _exercise(container, port: int, requests: list[ProbeRequest], log,
               ready_timeout: float = READY_TIMEOUT_S) -> list[tuple[str, int]]:
     """Wait for the first request to get an answer below 500 (the service is up), then send them all."""
     started = time.monotonic()
-    log(f"[trace] waiting for {requests[0]} to answer (up to {ready_timeout:.0f} s) ...")
+    log(f"[trace] waiting for {requests[0]} on port {port} to answer (up to {ready_timeout:.0f} s) ...")
+    listening: list[int] = []
     while True:
-        try:
-            if _send(base, requests[0], timeout=5) < 500:
-                break
-        except OSError:
-            pass
+        left = ready_timeout - (time.monotonic() - started)
+        result = _client_round(container, port, requests, max(0.5, min(CLIENT_ROUND_S, left)))
+        if result and result.get("ready"):
+            break
+        if result:
+            listening = result.get("listening") or []
         container.reload()
         if container.status != "running":
             state = container.attrs.get("State", {})
@@ -238,15 +264,16 @@ def _exercise(container, base: str, requests: list[ProbeRequest], log,
             if pids >= CONFINED["pids_limit"]:
                 raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s: the container holds "
                                    f"{pids} processes, the trace's limit (does it fork without end?)")
-            raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s (does the service listen on "
-                               "the first port its image exposes?)")
-        time.sleep(0.25)
-    answers = []
-    for request in requests:
-        try:
-            answers.append((str(request), _send(base, request)))
-        except OSError:
-            answers.append((str(request), 0))
+            if result is None:
+                raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s: no Python in the "
+                                   f"container ran the probe's client (tried {', '.join(_client_pythons(container))})")
+            elsewhere = [p for p in listening if p != port]
+            raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s on port {port}, the first "
+                               "port its image exposes" + (f"; it listens on {', '.join(map(str, elsewhere))}"
+                                                           if elsewhere else ""))
+        if result is None:
+            time.sleep(0.25)
+    answers = [(str(request), status) for request, status in zip(requests, result["answers"], strict=True)]
     log(f"[trace] answered in {time.monotonic() - started:.1f} s: "
         + ", ".join(f"{r} -> {s or 'no answer'}" for r, s in answers))
     return answers
