@@ -24,7 +24,7 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
-        serve benchmark gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
+        serve benchmark serving-options gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
         installers releases reproducible compression peers peer-images
 
 help:  ## list targets
@@ -67,6 +67,9 @@ serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR
 
 benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
 	$(PY) -m scripts.bench.benchmark --model $${MODEL_DIR:-model}
+
+serving-options: $(MODEL_STAMP)  ## app/ under gunicorn with uvloop and its C parser (gunicorn_h1c), each tried: p50 and the hostile set (local): results/serving-options.json
+	$(PY) -m scripts.bench.serving_options
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.infra.engine
