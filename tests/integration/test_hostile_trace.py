@@ -25,15 +25,17 @@ HOSTILE = {
     "floods": f"yes flood & {SERVE}",
     # the server starts once the forks have had time to fill the limit (exec needs no fork of its own)
     "forks": f"python3 -c \"$(printf '{FORK_FOREVER}')\" & sleep 2; {SERVE}",
+    "no-python": "exec sleep 600",  # on a base without Python: nothing to trace, nothing to send requests from
 }
+NO_PYTHON_BASE = {"no-python": "DEBIAN13_IMAGE"}
 
 
 @pytest.fixture(scope="module")
 def images():
-    base = bases.resolve_one(bases.BY_ARG["PYTHON_SLIM_IMAGE"])
     client = sdk()
     tags = {}
     for name, command in HOSTILE.items():
+        base = bases.resolve_one(bases.BY_ARG[NO_PYTHON_BASE.get(name, "PYTHON_SLIM_IMAGE")])
         dockerfile = f'FROM {base}\nEXPOSE 8000\nCMD ["sh", "-c", {json.dumps(command)}]\n'
         buf = io.BytesIO()
         with tarfile.open(fileobj=buf, mode="w") as tar:
@@ -97,6 +99,13 @@ def test_the_traced_service_has_no_network_but_its_loopback(images):
     trace = traced(images["floods"], after=after)
     assert trace.ok and trace.answers == [("GET /", 200)], trace
     assert seen == {"interfaces": "['lo']", "routes": "0", "base": ""}, seen
+
+
+def test_an_image_without_python_is_named_without_waiting_for_the_time_limit(images):
+    started = time.monotonic()
+    trace = traced(images["no-python"], ready_timeout=300)
+    assert time.monotonic() - started < 60
+    assert not trace.ok and "not a Python service?" in trace.reason, trace.reason
 
 
 def test_an_image_that_forks_without_end_is_held_to_its_pid_limit_and_named(images):

@@ -37,6 +37,7 @@ PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
 CLIENT_SOURCE = Path(__file__).with_name("trace_client.py")
 CLIENT_ROUND_S = 5  # each `docker exec` of the client waits this long for an answer, then the container is checked
 FALLBACK_PYTHONS = ("python3", "python")  # until the service's own interpreter has written a snapshot
+NO_PYTHON_S = 15  # no snapshot and no interpreter to run the client after this long: not a Python service
 READY_TIMEOUT_S = 300  # the first answer of a large torch image on a slow machine
 # Someone else's image is run confined: no capabilities, no privilege gain, bounded memory, processes and logs.
 CONFINED = {"cap_drop": ["ALL"], "security_opt": ["no-new-privileges"], "pids_limit": 512, "mem_limit": "4g",
@@ -209,13 +210,17 @@ def trace_image(image: str, requests: list[ProbeRequest], log=print, environment
     return trace
 
 
-def _client_pythons(container) -> Iterable[str]:
-    """Interpreters to run the client with: the service's own (from its snapshots), else any on PATH."""
+def _service_pythons(container) -> list[str]:
+    """The interpreters the service's Python processes run on, from the snapshots they have written so far."""
     try:
-        own = [snap.get("executable") for snap in _read_out(container)]
+        return [exe for snap in _read_out(container) if (exe := snap.get("executable"))]
     except (DockerException, OSError, tarfile.TarError):
-        own = []
-    return dict.fromkeys([*(exe for exe in own if exe), *FALLBACK_PYTHONS])
+        return []
+
+
+def _client_pythons(container) -> Iterable[str]:
+    """Interpreters to run the client with: the service's own, else any on PATH."""
+    return dict.fromkeys([*_service_pythons(container), *FALLBACK_PYTHONS])
 
 
 def _client_round(container, port: int, requests: list[ProbeRequest], wait_s: float) -> dict | None:
@@ -259,6 +264,9 @@ def _exercise(container, port: int, requests: list[ProbeRequest], log,
             last = container.logs(tail=1).decode(errors="replace").strip()[-300:]
             raise AdvisorError(f"the service exited (code {state.get('ExitCode')}) during the trace"
                                + (f"; its last log line: {last}" if last else ", printing nothing"))
+        if result is None and time.monotonic() - started > NO_PYTHON_S and not _service_pythons(container):
+            raise AdvisorError(f"no Python process of the service started within {NO_PYTHON_S} s, and the image has "
+                               f"no {' or '.join(FALLBACK_PYTHONS)} to send the requests from (not a Python service?)")
         if time.monotonic() - started > ready_timeout:
             pids = (container.stats(stream=False).get("pids_stats") or {}).get("current", 0)
             if pids >= CONFINED["pids_limit"]:
