@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import os
+import socket
 import subprocess
 import sys
 
@@ -146,3 +147,33 @@ def test_up_under_an_engine_already_selected_manages_it_from_the_default_engine(
     variables = engines.up("docker26")
     assert seen == [None]  # the default socket
     assert "DOCKER_CONFIG" not in os.environ and variables["ENGINE_DEFAULT_HOST"] == ""
+
+
+@pytest.fixture
+def listener():
+    """A socket listening on a free port of 127.0.0.1: a port something already uses."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        sock.listen()
+        yield sock.getsockname()[1]
+
+
+def test_the_registry_port_skips_a_port_something_listens_on(listener, monkeypatch):
+    monkeypatch.delenv("REGISTRY_PORT", raising=False)
+    monkeypatch.setattr(registry, "REGISTRY_PORTS", range(listener, listener + 1))
+    with pytest.raises(EngineError, match=f"every port from {listener} to {listener} is taken"):
+        engines._free_port("127.0.0.1")
+
+
+def test_registry_port_from_the_environment(listener, monkeypatch):
+    monkeypatch.setenv("REGISTRY_PORT", str(listener))
+    with pytest.raises(EngineError, match=f"REGISTRY_PORT={listener} is taken"):
+        engines._free_port("127.0.0.1")
+    monkeypatch.setenv("REGISTRY_PORT", "five")
+    with pytest.raises(EngineError, match="not a port number"):
+        engines._free_port("127.0.0.1")
+    with socket.socket() as sock:  # a port nothing listens on once this closes
+        sock.bind(("127.0.0.1", 0))
+        free = sock.getsockname()[1]
+    monkeypatch.setenv("REGISTRY_PORT", str(free))
+    assert engines._free_port("127.0.0.1") == free

@@ -133,18 +133,13 @@ def _infra_image(arg: str) -> str:
             os.environ["DOCKER_HOST"] = saved
 
 
-REGISTRY_PORTS = range(5000, 5020)  # where measurement_infra's registry listens in the engine's namespace
-
-
 def _free_port(address: str) -> int:
-    """The first of REGISTRY_PORTS on which nothing at address accepts a connection."""
-    for port in REGISTRY_PORTS:
+    """registry.shared_namespace_port, probing address for a listener on each port it asks of."""
+    def taken(port: int) -> bool:
         with socket.socket() as probe:
             probe.settimeout(2)
-            if probe.connect_ex((address, port)) != 0:
-                return port
-    raise EngineError(f"every port from {REGISTRY_PORTS.start} to {REGISTRY_PORTS.stop - 1} on {address} "
-                      "is taken: are that many measurements running on this engine?")
+            return probe.connect_ex((address, port)) == 0
+    return registry.shared_namespace_port(taken)
 
 
 @contextlib.contextmanager
@@ -154,10 +149,10 @@ def measurement_infra(name: str) -> Iterator[registry.Infra]:
     The registry shares the engine container's network namespace, so the engine pushes to its own
     127.0.0.1:<port>, which Docker trusts without TLS, and nothing in the engine changes; this
     machine and the empty engine reach the registry at the engine container's address (the empty
-    engine told so by insecure-registries). The port is the first of REGISTRY_PORTS nothing in the
-    engine's namespace answers on, so two measurements on one engine each get a registry of their
-    own. The empty engine is a second container like the first, on its network, with no volume of
-    its own to outlive it. Both are removed on the way out.
+    engine told so by insecure-registries). The port is $REGISTRY_PORT, else the first of
+    registry.REGISTRY_PORTS nothing in the engine's namespace answers on, so two measurements on
+    one engine each get a registry of their own. The empty engine is a second container like the
+    first, on its network, with no volume of its own to outlive it. Both are removed on the way out.
     """
     engine = by_name(name)
     host = _default_host()

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import contextlib
 import json
+import os
 import secrets
 import sys
 import time
@@ -36,7 +37,29 @@ MANIFEST_TYPES = ", ".join([
 ])
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
-REGISTRY_PORT = 5000
+REGISTRY_PORT = 5000  # inside the registry's own container, published on a free port of 127.0.0.1
+# Where a registry that shares an engine's network namespace may listen (engines.measurement_infra);
+# REGISTRY_PORT in the environment names one port instead.
+REGISTRY_PORTS = range(5000, 5020)
+
+
+def shared_namespace_port(taken: Callable[[int], bool]) -> int:
+    """The port for a registry in a namespace others may use: $REGISTRY_PORT if set, else the first
+    of REGISTRY_PORTS that `taken` says nothing listens on."""
+    wanted = os.environ.get("REGISTRY_PORT", "").strip()
+    if wanted:
+        if not wanted.isdigit() or not 0 < int(wanted) < 65536:
+            raise EngineError(f"REGISTRY_PORT={wanted!r} is not a port number (1-65535)")
+        if taken(int(wanted)):
+            raise EngineError(f"REGISTRY_PORT={wanted} is taken: something already listens there "
+                              "(unset REGISTRY_PORT to take the first free port from "
+                              f"{REGISTRY_PORTS.start})")
+        return int(wanted)
+    for port in REGISTRY_PORTS:
+        if not taken(port):
+            return port
+    raise EngineError(f"every port from {REGISTRY_PORTS.start} to {REGISTRY_PORTS.stop - 1} is taken: "
+                      "are that many measurements running on this engine? (REGISTRY_PORT=N picks one)")
 
 
 @dataclass
