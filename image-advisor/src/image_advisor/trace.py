@@ -22,7 +22,7 @@ import json
 import re
 import tarfile
 import time
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -35,6 +35,7 @@ from image_advisor.errors import AdvisorError
 PROBE_DIR = "/.diagnose-probe"
 PROBE_SOURCE = Path(__file__).with_name("trace_probe.py")
 CLIENT_SOURCE = Path(__file__).with_name("trace_client.py")
+CLIENT_CODE = CLIENT_SOURCE.read_text()  # sent with each `docker exec`
 CLIENT_ROUND_S = 5  # each `docker exec` of the client waits this long for an answer, then the container is checked
 FALLBACK_PYTHONS = ("python3", "python")  # until the service's own interpreter has written a snapshot
 NO_PYTHON_S = 15  # no snapshot and no interpreter to run the client after this long: not a Python service
@@ -218,19 +219,20 @@ def _service_pythons(container) -> list[str]:
         return []
 
 
-def _client_pythons(container) -> Iterable[str]:
+def _client_pythons(service: list[str]) -> list[str]:
     """Interpreters to run the client with: the service's own, else any on PATH."""
-    return dict.fromkeys([*_service_pythons(container), *FALLBACK_PYTHONS])
+    return list(dict.fromkeys([*service, *FALLBACK_PYTHONS]))
 
 
-def _client_round(container, port: int, requests: list[ProbeRequest], wait_s: float) -> dict | None:
-    """One `docker exec` of trace_client.py: its answer, or None where no interpreter could run it
-    (none yet, the container stopped, or out of processes)."""
+def _client_round(container, pythons: list[str], port: int, requests: list[ProbeRequest],
+                  wait_s: float) -> dict | None:
+    """One `docker exec` of trace_client.py with the first of pythons that runs it: its answer, or None
+    where none could (none yet, the container stopped, or out of processes)."""
     job = json.dumps({"port": port, "wait_s": wait_s,
                       "requests": [[r.method, r.path, r.body.decode() if r.body else None] for r in requests]})
-    for python in _client_pythons(container):
+    for python in pythons:
         try:
-            code, output = container.exec_run([python, "-I", "-c", CLIENT_SOURCE.read_text(), job],
+            code, output = container.exec_run([python, "-I", "-c", CLIENT_CODE, job],
                                               environment={"DIAGNOSE_PROBE_OUT": "/nonexistent"})
         except DockerException:
             return None  # not running any more, or the engine refused the exec: the caller looks at the container
@@ -251,7 +253,9 @@ def _exercise(container, port: int, requests: list[ProbeRequest], log,
     listening: list[int] = []
     while True:
         left = ready_timeout - (time.monotonic() - started)
-        result = _client_round(container, port, requests, max(0.5, min(CLIENT_ROUND_S, left)))
+        service = _service_pythons(container)  # the probe's snapshots, read once a round
+        result = _client_round(container, _client_pythons(service), port, requests,
+                               max(0.5, min(CLIENT_ROUND_S, left)))
         if result and result.get("ready"):
             break
         if result:
@@ -264,7 +268,8 @@ def _exercise(container, port: int, requests: list[ProbeRequest], log,
             last = container.logs(tail=1).decode(errors="replace").strip()[-300:]
             raise AdvisorError(f"the service exited (code {state.get('ExitCode')}) during the trace"
                                + (f"; its last log line: {last}" if last else ", printing nothing"))
-        if result is None and time.monotonic() - started > NO_PYTHON_S and not _service_pythons(container):
+        if (result is None and time.monotonic() - started > NO_PYTHON_S and not service
+                and not _service_pythons(container)):  # read again: a snapshot may have come during the round
             raise AdvisorError(f"no Python process of the service started within {NO_PYTHON_S} s, and the image has "
                                f"no {' or '.join(FALLBACK_PYTHONS)} to send the requests from (not a Python service?)")
         if time.monotonic() - started > ready_timeout:
@@ -274,7 +279,7 @@ def _exercise(container, port: int, requests: list[ProbeRequest], log,
                                    f"{pids} processes, the trace's limit (does it fork without end?)")
             if result is None:
                 raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s: no Python in the "
-                                   f"container ran the probe's client (tried {', '.join(_client_pythons(container))})")
+                                   f"container ran the probe's client (tried {', '.join(_client_pythons(service))})")
             elsewhere = [p for p in listening if p != port]
             raise AdvisorError(f"no answer to {requests[0]} after {ready_timeout:.0f} s on port {port}, the first "
                                "port its image exposes" + (f"; it listens on {', '.join(map(str, elsewhere))}"
