@@ -14,12 +14,14 @@ Prints and writes results/benchmark[-<model folder>].json:
 from __future__ import annotations
 
 import argparse
+import contextlib
 import http.client
 import importlib
 import os
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
 from pathlib import Path
 
 from app.backends import BACKENDS, backend_for, load_model
@@ -51,14 +53,25 @@ def device() -> str:
     return os.environ.get("DEVICE", "cpu").strip().lower() or "cpu"
 
 
-def measure_http(model: str, requests: int, batches: int, max_seconds: float) -> dict:
+@contextlib.contextmanager
+def served(model: str, flags: tuple[str, ...] = (), env: dict[str, str] | None = None) -> Iterator[int]:
+    """app/ under gunicorn as the images run it (app/gunicorn.conf.py), serving model on a free port
+    of 127.0.0.1 with any extra gunicorn flags and environment: the port once /readyz answers."""
     port = free_port()
-    env = {**os.environ, "MODEL_DIR": model, "DEVICE": device()}
+    env = {**os.environ, "MODEL_DIR": model, "DEVICE": device(), **(env or {})}
     cmd = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-           "--access-logfile", "/dev/null"]
+           "--access-logfile", "/dev/null", *flags]
     server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
     try:
         wait_for(port, server).close()
+        yield port
+    finally:
+        server.terminate()
+        server.wait(timeout=30)
+
+
+def measure_http(model: str, requests: int, batches: int, max_seconds: float) -> dict:
+    with served(model) as port:
         single = latency.measure("127.0.0.1", port, requests, max_seconds)
         conn = http.client.HTTPConnection("127.0.0.1", port, timeout=60)
         batch = [SENTENCES[i % len(SENTENCES)] + f" ({i})" for i in range(32)]
@@ -71,9 +84,6 @@ def measure_http(model: str, requests: int, batches: int, max_seconds: float) ->
         return {**single, "batch_size": 32, "batches": done,
                 "batch_texts_per_second": round(32 * done / batch_seconds, 1),
                 "batch_ms": round(batch_seconds / done * 1000, 1)}
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def wait_for(port: int, server: subprocess.Popen, timeout: float = 120) -> http.client.HTTPConnection:

@@ -13,14 +13,13 @@ hostile set. -> results/serving-options.json
 from __future__ import annotations
 
 import argparse
-import os
 import statistics
 import subprocess
 import sys
 import tempfile
 from pathlib import Path
 
-from scripts.bench.benchmark import wait_for
+from scripts.bench.benchmark import served
 from scripts.results import RESULTS, machine, save_json
 from scripts.traffic import hostile, latency
 from scripts.variants import ROOT
@@ -56,21 +55,12 @@ def install_extras(target: Path) -> dict[str, str]:
 
 
 def run_once(model: str, extras: Path, flags: list[str], requests: int, hostile_set: bool) -> dict:
-    port = latency.free_port()
-    env = {**os.environ, "MODEL_DIR": model, "PYTHONPATH": str(extras)}
-    cmd = [sys.executable, "-m", "gunicorn", "-c", "app/gunicorn.conf.py", "-b", f"127.0.0.1:{port}",
-           "--access-logfile", "/dev/null", *flags]
-    server = subprocess.Popen(cmd, cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True)
-    try:
-        wait_for(port, server).close()
+    with served(model, tuple(flags), env={"PYTHONPATH": str(extras)}) as port:
         result = {"p50_ms": latency.measure("127.0.0.1", port, requests=requests)["p50_ms"]}
         if hostile_set:
             outcomes = hostile.check_bad_requests("127.0.0.1", port)
             result["hostile_passed"] = f"{sum(o.passed for o in outcomes)}/{len(outcomes)}"
         return result
-    finally:
-        server.terminate()
-        server.wait(timeout=30)
 
 
 def main(argv: list[str] | None = None) -> int:
