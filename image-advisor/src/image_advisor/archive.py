@@ -30,6 +30,7 @@ from pathlib import Path
 from typing import IO, Protocol
 
 from image_advisor.errors import ArchiveError
+from image_advisor.tarstream import Member, TarStream
 
 GZIP_MAGIC = b"\x1f\x8b"
 ZSTD_MAGIC = b"\x28\xb5\x2f\xfd"
@@ -212,7 +213,7 @@ class StreamSource:
 
     MAX_KEPT = 16 << 20  # a member this large that is no layer is skipped
 
-    def __init__(self, chunks: Iterable[bytes], parse_layer: Callable[[tarfile.TarFile], object],
+    def __init__(self, chunks: Iterable[bytes], parse_layer: Callable[[TarStream], object],
                  label: str = "the engine's `docker save` stream"):
         self.label = label
         self.parse_layer = parse_layer
@@ -221,28 +222,24 @@ class StreamSource:
         self.links: dict[str, str] = {}
         reader = ChunkReader(chunks)
         try:
-            with tarfile.open(fileobj=reader, mode="r:") as tar:
-                for member in tar:
-                    tar.members.clear()  # what was read is kept here, not in tarfile's list of every member
-                    name = posixpath.normpath(member.name)
-                    if member.issym():
-                        self.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
-                    elif member.islnk():
-                        self.links[name] = posixpath.normpath(member.linkname)
-                    elif member.isfile():
-                        self._member(name, tar.extractfile(member), member.size)
+            tar = TarStream(reader)
+            for member in tar:
+                name = posixpath.normpath(member.name)
+                if member.issym():
+                    self.links[name] = posixpath.normpath(posixpath.join(posixpath.dirname(name), member.linkname))
+                elif member.islnk():
+                    self.links[name] = posixpath.normpath(member.linkname)
+                elif member.isfile():
+                    self._member(name, tar, member)
             reader.drain()
         except READ_ERRORS as exc:
             raise ArchiveError(f"{self.label} is truncated or not a tar ({reason(exc)})") from None
 
-    def _member(self, name: str, data: IO[bytes] | None, size: int) -> None:
-        if data is None:
-            return
-        head = data.peek(512)[:512] if hasattr(data, "peek") else b""
-        if _looks_like_layer(name, head):
-            with tarfile.open(fileobj=decompressed(data, size), mode="r:") as members:
-                self.parsed[name] = self.parse_layer(members)
-        elif size <= self.MAX_KEPT:
+    def _member(self, name: str, tar: TarStream, member: Member) -> None:
+        data = tar.open(member)
+        if _looks_like_layer(name, data.peek(512)[:512]):
+            self.parsed[name] = self.parse_layer(TarStream(decompressed(data, member.size)))
+        elif member.size <= self.MAX_KEPT:
             self.kept[name] = data.read()
 
     def _resolve(self, name: str) -> str:
@@ -452,12 +449,11 @@ with contextlib.suppress(ImportError):
 
 
 @contextlib.contextmanager
-def layer_tar(source: Source, layer: LayerRef) -> Iterator[tarfile.TarFile]:
+def layer_tar(source: Source, layer: LayerRef) -> Iterator[TarStream]:
     """The layer as a streamed tar (read its members in order, once); ArchiveError when it is not one."""
     try:
-        with source.open(layer.name) as raw, \
-                tarfile.open(fileobj=decompressed(raw, source.size(layer.name)), mode="r:") as members:
-            yield members
+        with source.open(layer.name) as raw:
+            yield TarStream(decompressed(raw, source.size(layer.name)))
     except READ_ERRORS as exc:
         raise ArchiveError(f"{source.label}: layer {layer.name} is truncated or not a tar ({reason(exc)})") from None
 

@@ -116,7 +116,8 @@ def file_categories(saved: SavedImage, analysis: Analysis, roots: set[str] | Non
     for name, paths in distribution_files(saved, final).items():
         for path in paths:
             dist_of[path] = name
-    categories = {path: distribution_category(dist_of[path], runtime) if path in dist_of else category_of_path(path)
+    of_distribution = {name: distribution_category(name, runtime) for name in set(dist_of.values())}
+    categories = {path: of_distribution[dist_of[path]] if path in dist_of else category_of_path(path)
                   for path, entry in final.items() if entry.size}
     return categories, dist_of
 

@@ -16,13 +16,16 @@ from __future__ import annotations
 
 import posixpath
 import re
-import tarfile
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TypeVar
 
 from image_advisor.archive import StreamSource, image_manifest, layer_tar, open_source
+from image_advisor.tarstream import Member, TarStream
+
+T = TypeVar("T")
 
 WHITEOUT = ".wh."
 SITE_PACKAGES = re.compile(r"(^|/)(site|dist)-packages$")  # where installed distributions live
@@ -67,7 +70,12 @@ class Analysis:
 
 
 def normalize(name: str) -> str:
-    return posixpath.normpath("/" + name).lstrip("/")
+    """A member's name as a path from the root: no leading or trailing slash, no `.` or `..` parts."""
+    plain = name.rstrip("/")
+    if (plain.startswith(("/", "./", "../")) or plain.endswith(("/.", "/..")) or plain in (".", "..")
+            or "//" in plain or "/./" in plain or "/../" in plain):
+        return posixpath.normpath("/" + name).lstrip("/")
+    return plain  # already plain, as nearly every name is: normpath's work would change nothing
 
 
 def analyze(layers: list[Layer]) -> Analysis:
@@ -79,7 +87,7 @@ def analyze(layers: list[Layer]) -> Analysis:
     def add(path: str, entry: Entry, index: int) -> None:
         view[path] = (entry, index)
         if path:
-            children[posixpath.dirname(path)].add(path)
+            children[path.rpartition("/")[0]].add(path)
 
     def remove_tree(path: str, how: str, by_layer: int) -> None:
         stack = [path]
@@ -87,7 +95,7 @@ def analyze(layers: list[Layer]) -> Analysis:
             p = stack.pop()
             if p in view:
                 entry, idx = view.pop(p)
-                children[posixpath.dirname(p)].discard(p)
+                children[p.rpartition("/")[0]].discard(p)
                 if entry.size:
                     wasted.append((p, entry.size, idx, how))
             stack.extend(children.pop(p, ()))
@@ -95,7 +103,7 @@ def analyze(layers: list[Layer]) -> Analysis:
     for index, layer in enumerate(layers):
         # Whiteouts apply to lower layers only, so handle them before this layer's own files.
         for entry in layer.entries:
-            parent, base = posixpath.split(entry.path)
+            parent, _, base = entry.path.rpartition("/")  # normalized: as posixpath.split
             if base == OPAQUE:
                 for child in list(children.get(parent, ())):
                     remove_tree(child, f"directory {parent or '/'} made opaque in layer {index}", index)
@@ -104,7 +112,7 @@ def analyze(layers: list[Layer]) -> Analysis:
                 how = "deleted" if target not in children else "parent directory deleted"
                 remove_tree(target, f"{how} in layer {index}", index)
         for entry in layer.entries:
-            base = posixpath.basename(entry.path)
+            base = entry.path.rpartition("/")[2]
             if base.startswith(WHITEOUT):
                 continue
             old = view.get(entry.path)
@@ -130,7 +138,7 @@ def dive_style_waste(layers: list[Layer]) -> int:
     copies: dict[str, list[int]] = defaultdict(list)
     for layer in layers:
         for entry in layer.entries:
-            parent, base = posixpath.split(entry.path)
+            parent, _, base = entry.path.rpartition("/")  # normalized: as posixpath.split
             if base.startswith(WHITEOUT) and base != OPAQUE:
                 target = posixpath.join(parent, base[len(WHITEOUT):])
                 copies[target].append(0)
@@ -147,9 +155,18 @@ class SavedImage:
     layers: list[Layer]
     config: dict
     captured: dict[str, str] = field(default_factory=dict)  # path -> text of the surviving copy
+    # what several rules ask of the same final view, worked out once: name -> (the view, the answer)
+    memo: dict[str, tuple[dict, object]] = field(default_factory=dict, repr=False, compare=False)
+
+    def remembered(self, name: str, final: dict, work: Callable[[], T]) -> T:
+        """work()'s answer for this final view, computed on the first call only."""
+        found = self.memo.get(name)
+        if found is None or found[0] is not final:
+            found = self.memo[name] = (final, work())
+        return found[1]  # type: ignore[return-value]
 
 
-def _kind(member: tarfile.TarInfo) -> str:
+def _kind(member: Member) -> str:
     if member.isdir():
         return "dir"
     if member.issym():
@@ -173,22 +190,20 @@ class ParsedLayer:
     whiteouts: list[str]
 
 
-def parse_layer(members: tarfile.TarFile) -> ParsedLayer:
+def parse_layer(members: TarStream) -> ParsedLayer:
     """Read a layer's tar stream once, in order."""
     entries: list[Entry] = []
     captured: dict[str, str] = {}
     whiteouts: list[str] = []
     for member in members:
-        members.members.clear()  # tarfile would keep every member it has read: a layer's entries are kept here
         path = normalize(member.name)
         if not path:
             continue
-        size = member.size if member.isfile() else 0
+        size = member.size
         entries.append(Entry(path, size, _kind(member), member.mode))
         if member.isfile() and _wants(path) and size < 50_000_000:
-            data = members.extractfile(member)
-            captured[path] = data.read().decode("utf-8", errors="replace") if data else ""
-        elif posixpath.basename(path).startswith(WHITEOUT):
+            captured[path] = members.read(member).decode("utf-8", errors="replace")
+        elif WHITEOUT in path and path.rpartition("/")[2].startswith(WHITEOUT):
             whiteouts.append(posixpath.join(posixpath.dirname(path), posixpath.basename(path)[len(WHITEOUT):]))
     return ParsedLayer(entries, captured, whiteouts)
 
@@ -237,26 +252,32 @@ def largest_dirs(final: dict[str, Entry], limit: int = 10, max_depth: int = 6) -
     in one child is skipped in favour of that child, so the list points at something."""
     totals: dict[str, int] = defaultdict(int)
     child_totals: dict[str, dict[str, int]] = defaultdict(lambda: defaultdict(int))
+    in_dir: dict[str, int] = defaultdict(int)  # bytes of the files directly in each directory
     for path, entry in final.items():
-        if not entry.size:
-            continue
-        parts = path.split("/")[:-1]
+        if entry.size:
+            in_dir[path.rpartition("/")[0]] += entry.size
+    for directory, size in in_dir.items():
+        parts = directory.split("/") if directory else []
         for depth in range(1, min(len(parts), max_depth) + 1):
             d = "/".join(parts[:depth])
-            totals[d] += entry.size
+            totals[d] += size
             if depth < len(parts):
-                child_totals[d]["/".join(parts[: depth + 1])] += entry.size
+                child_totals[d]["/".join(parts[: depth + 1])] += size
     informative = [d for d, size in totals.items()
                    if not child_totals[d] or max(child_totals[d].values()) <= 0.9 * size]
     return sorted(((f"/{d}", totals[d]) for d in informative), key=lambda x: -x[1])[:limit]
 
 
 def distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
-    """Installed distribution -> the surviving paths its RECORD names.
+    """Installed distribution -> the surviving paths its RECORD names (the same dict on each call: read it).
 
     A RECORD entry whose .py was replaced by its bytecode (bytecode-only venvs) is counted
     through the .pyc beside it; compiled caches under __pycache__ are counted for their package.
     """
+    return saved.remembered("distribution_files", final, lambda: _distribution_files(saved, final))
+
+
+def _distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
     owned: dict[str, set[str]] = {}
     for record_path, text in saved.captured.items():
         if not record_path.endswith(".dist-info/RECORD") or record_path not in final:
@@ -290,7 +311,12 @@ def python_distributions(saved: SavedImage, final: dict[str, Entry]) -> list[tup
 
 
 def os_package_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
-    """Installed Debian package -> the surviving files its dpkg list names (packages with a list only)."""
+    """Installed Debian package -> the surviving files its dpkg list names (packages with a list only; the
+    same dict on each call: read it)."""
+    return saved.remembered("os_package_files", final, lambda: _os_package_files(saved, final))
+
+
+def _os_package_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, set[str]]:
     owned: dict[str, set[str]] = {}
     for stanza in saved.captured.get("var/lib/dpkg/status", "").split("\n\n"):
         fields = _fields(stanza)
