@@ -18,7 +18,9 @@ import threading
 from collections.abc import Iterator
 from pathlib import Path
 
+from image_advisor import http_body
 from image_advisor.errors import AdvisorError
+from image_advisor.http_body import BodyError
 
 LABEL = "org.image-advisor.trace"  # on every container the tool starts, so leftovers of a hard kill can be found
 
@@ -101,19 +103,19 @@ def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
     def receive() -> None:
         try:
             with tee.open("wb") if tee else contextlib.nullcontext() as out:
-                for chunk in found.save(chunk_size=CHUNK, named=True):
+                for views in _saved_blocks(found):
                     if out is not None:
-                        out.write(chunk)
+                        out.writelines(views)
                     while not stop.is_set():
                         try:
-                            received.put(chunk, timeout=1)
+                            received.put(views, timeout=1)
                             break
                         except queue.Full:
                             continue
                     if stop.is_set():
                         return
             received.put(None)
-        except (DockerException, OSError) as exc:
+        except (DockerException, OSError, BodyError) as exc:
             received.put(AdvisorError(f"docker save {image} failed: {exc}"))
 
     threading.Thread(target=receive, name="docker-save", daemon=True).start()
@@ -121,9 +123,33 @@ def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
         while (item := received.get()) is not None:
             if isinstance(item, AdvisorError):
                 raise item
-            yield item
+            yield from item
     finally:
         stop.set()  # a consumer that stops early (an error) lets the thread end
+
+
+def _plain_endpoint() -> str | None:
+    """The engine's endpoint where it is reached without TLS or ssh (a unix socket, plain tcp), else None."""
+    if os.environ.get("DOCKER_TLS_VERIFY") or os.environ.get("DOCKER_CERT_PATH"):
+        return None
+    endpoint = os.environ.get("DOCKER_HOST") or _context_endpoint() or "unix:///var/run/docker.sock"
+    return endpoint if endpoint.startswith(("unix://", "tcp://")) else None
+
+
+def _saved_blocks(found) -> Iterator[list]:
+    """`docker save` of the SDK's image `found` (by its first tag, as the SDK's save names it), as lists of
+    byte chunks: read off the engine's socket where it is plain (http_body.py), else through the SDK."""
+    endpoint = _plain_endpoint()
+    try:
+        sock = http_body.connect(endpoint, timeout=600) if endpoint else None
+    except OSError:
+        sock = None  # the SDK connected some other way: let it read
+    if sock is None:
+        for chunk in found.save(chunk_size=CHUNK, named=True):
+            yield [chunk]
+        return
+    name = found.tags[0] if found.tags else found.id
+    yield from http_body.get(sock, http_body.save_path(found.client.api.api_version, name))
 
 
 @contextlib.contextmanager
