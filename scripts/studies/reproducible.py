@@ -34,7 +34,7 @@ from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 
-from image_advisor.archive import blob, image_manifest, layer_tar, open_source
+from image_advisor.archive import blob, image_manifest, layer_tarfile, open_source
 from image_advisor.errors import AdvisorError
 
 from scripts.images.build import (
@@ -152,9 +152,9 @@ def compare(a: Path, b: Path, shown: int | None = SHOWN) -> dict:
         for i, (ref_a, ref_b) in enumerate(zip(la, lb, strict=False)):
             if i < len(ids_a) and i < len(ids_b) and ids_a[i] == ids_b[i]:
                 continue
-            with layer_tar(sa, ref_a) as ta:
+            with layer_tarfile(sa, ref_a) as ta:
                 ea = entries(ta)
-            with layer_tar(sb, ref_b) as tb:
+            with layer_tarfile(sb, ref_b) as tb:
                 eb = entries(tb)
             differing = sorted((p, what_differs(ea.get(p), eb.get(p))) for p in set(ea) | set(eb)
                                if ea.get(p) != eb.get(p))
