@@ -433,11 +433,18 @@ class Rules:
         return len(ref.packages & installed) >= REFERENCE_OVERLAP * len(ref.packages)
 
     def sources_and_bytecode(self) -> None:
+        compiled: dict[str, set[str]] = defaultdict(set)  # directory -> modules with bytecode in its __pycache__
+        for p in self.final:
+            if "/__pycache__/" in p:
+                directory, _, name = p.partition("/__pycache__/")
+                module, cpython, _ = name.partition(".cpython-")
+                if cpython:
+                    compiled[directory].add(module)
         paths = []
         for p in self.final:
             if p.endswith(".py") and SITE.search("/" + p):
-                d, base = posixpath.split(p)
-                if any(k.startswith(f"{d}/__pycache__/{base[:-3]}.cpython-") for k in _pycache(self.final, d)):
+                d, _, base = p.rpartition("/")
+                if base[:-3] in compiled.get(d, ()):
                     paths.append(p)
         size, got = self.ledger.take(paths)
         self.add(Finding("sources-beside-bytecode", "Python sources shipped beside the bytecode that runs",
@@ -542,21 +549,6 @@ def _package_dir(path: str) -> str:
     """site-packages/<top>/<next> for a path inside a package folder."""
     match = re.search(r"^(.*?/(?:site|dist)-packages/[^/]+(?:/[^/]+)?)/", path)
     return match.group(1) if match else posixpath.dirname(path)
-
-
-_PYCACHE: dict[int, dict[str, list[str]]] = {}
-
-
-def _pycache(final: dict, directory: str) -> list[str]:
-    index = _PYCACHE.get(id(final))
-    if index is None:
-        index = defaultdict(list)
-        for p in final:
-            if "/__pycache__/" in p:
-                index[p.split("/__pycache__/", 1)[0]].append(p)
-        _PYCACHE.clear()
-        _PYCACHE[id(final)] = index
-    return index.get(directory, [])
 
 
 def _declared(saved: SavedImage) -> list[tuple[str, int, str]]:
