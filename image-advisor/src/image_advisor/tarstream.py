@@ -23,7 +23,8 @@ from typing import IO
 
 BLOCK = 512
 REGULAR = (b"0", b"\0", b"7")  # a file, a file in the old format, a contiguous file
-KNOWN = (*REGULAR, b"1", b"2", b"3", b"4", b"5", b"6")  # what carries no data of its own but a regular file
+LINKS = (b"1", b"2")  # a hard link, a symbolic link
+KNOWN = (*REGULAR, *LINKS, b"3", b"4", b"5", b"6")  # what carries no data of its own but a regular file
 PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK, GNU_SPARSE = b"x", b"g", b"L", b"K", b"S"
 POSIX_MAGIC = b"ustar\x0000"
 
@@ -53,6 +54,14 @@ class Member:
 
     def islnk(self) -> bool:
         return self.type == b"1"
+
+
+def _octal(field: bytes) -> int:
+    """An octal field as nearly every header writes it; -1 for anything else (_number reads those)."""
+    try:
+        return int(field.split(b"\0", 1)[0] or b"0", 8)
+    except ValueError:
+        return -1
 
 
 def _number(field: bytes) -> int:
@@ -142,7 +151,7 @@ class TarStream:
             raise TarFormatError("unexpected end of data" if self.next_header else "truncated header")
         if header.count(0) == BLOCK:
             return None
-        if not _checksum_ok(header):
+        if not (_octal(header[148:156]) == sum(header) - sum(header[148:156]) + 256 or _checksum_ok(header)):
             raise TarFormatError("bad checksum" if self.next_header else "not a tar: its first block is no tar header")
         return header
 
@@ -151,7 +160,9 @@ class TarStream:
         longname = longlink = None
         while (header := self._header()) is not None:
             kind = header[156:157]
-            size = _number(header[124:136])
+            size = _octal(header[124:136])
+            if size < 0:
+                size = _number(header[124:136])
             data_offset = self.next_header + BLOCK
             self.next_header = data_offset + -(-size // BLOCK) * BLOCK
             if kind in (PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
@@ -166,11 +177,17 @@ class TarStream:
                     longlink = _text(data)
                 continue
             records = {**self.global_pax, **pax} if self.global_pax else pax
-            name = longname if longname is not None else _text(header[0:100])
-            if longname is None and header[257:265] == POSIX_MAGIC and header[345] != 0:
-                name = _text(header[345:500]) + "/" + name
-            name = records.get("path", name)
-            linkname = records.get("linkpath", longlink if longlink is not None else _text(header[157:257]))
+            if "path" in records:
+                name = records["path"]
+            elif longname is not None:
+                name = longname
+            else:
+                name = _text(header[0:100])
+                if header[345] and header[257:265] == POSIX_MAGIC:
+                    name = _text(header[345:500]) + "/" + name
+            linkname = ""
+            if kind in LINKS:  # only a link's target is read
+                linkname = records.get("linkpath", longlink if longlink is not None else _text(header[157:257]))
             if "size" in records:
                 try:
                     size = int(records["size"])
@@ -191,8 +208,9 @@ class TarStream:
                 yield Member(name, _number(header[483:495]), kind, _number(header[100:108]), linkname, size, offset)
                 continue
             carries_data = kind in REGULAR or kind not in KNOWN
-            yield Member(name, size if kind in REGULAR else 0, kind, _number(header[100:108]), linkname,
-                         size if carries_data else 0, data_offset)
+            mode = _octal(header[100:108])
+            yield Member(name, size if kind in REGULAR else 0, kind, mode if mode >= 0 else _number(header[100:108]),
+                         linkname, size if carries_data else 0, data_offset)
             if not carries_data:
                 self.next_header = data_offset
 
