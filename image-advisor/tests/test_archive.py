@@ -14,6 +14,7 @@ import pytest
 from backports import zstd
 from tarballs import tar_bytes
 
+from image_advisor import engine
 from image_advisor.archive import default_platform
 from image_advisor.engine import save_chunks, saved_image
 from image_advisor.errors import ArchiveError
@@ -278,6 +279,38 @@ def test_the_engine_stream_reads_as_its_saved_file(tmp_path, engine_image):
     saved = read_stream(save_chunks(engine_image, tee))
     assert [x.size for x in saved.layers] == [x.size for x in read_saved(tee).layers]
     assert analyze(saved.layers).wasted_bytes == 4096
+
+
+def test_the_command_line_asks_the_engine_first_and_reads_what_it_saves(tmp_path, engine_image, monkeypatch):
+    """cli.main asks a plain engine for the save before the analysis loads; the report is the saved file's."""
+    from image_advisor import cli, http_body
+
+    asked: list[str] = []
+    send = http_body.send
+    monkeypatch.setattr(http_body, "send", lambda sock, path: (asked.append(path), send(sock, path)))
+    tee = tmp_path / "saved.tar"
+    for _ in save_chunks(engine_image, tee):  # the archive to compare with, written as it is read
+        pass
+    asked.clear()
+    assert cli.main([engine_image, "--no-trace", "--no-dive", "--out", str(tmp_path / "engine")]) == 0
+    assert cli.main([str(tee), "--no-trace", "--no-dive", "--out", str(tmp_path / "file")]) == 0
+    if engine._plain_endpoint() is not None:
+        assert asked == [http_body.save_path("", engine_image)]  # sent by start_save, unversioned
+    from_engine = json.loads(next((tmp_path / "engine").glob("*.json")).read_text())
+    from_file = json.loads(next((tmp_path / "file").glob("*.json")).read_text())
+    for key in ("layers", "total_bytes", "final_bytes", "wasted_files", "composition"):
+        assert from_engine[key] == from_file[key], key
+    assert not engine._STARTED
+
+
+def test_an_image_the_engine_lacks_is_one_line_and_nothing_is_left_open(engine_image, capsys):
+    from image_advisor import cli
+
+    assert cli.main(["image-advisor-test:no-such-tag", "--no-trace", "--no-dive"]) == 1
+    err = capsys.readouterr().err.strip()
+    assert err == ("error: no image 'image-advisor-test:no-such-tag' in this engine "
+                   "(build or pull it first, or give a file)")
+    assert not engine._STARTED
 
 
 def test_a_decompression_bomb_is_refused_without_being_read(tmp_path, monkeypatch):

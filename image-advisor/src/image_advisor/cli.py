@@ -18,22 +18,19 @@ import signal
 import sys
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-from image_advisor import __version__, pictures
+from image_advisor import __version__, engine
 from image_advisor.archive import is_file_reference
-from image_advisor.diagnosis import (
-    advise_image,
-    examine,
-    load_baseline,
-    log,
-    print_report,
-    run_trace,
-)
 from image_advisor.errors import AdvisorError, ArchiveError
 from image_advisor.profile import Profile, load
-from image_advisor.report import compare_reports, gate, markdown, print_comparison, print_findings
-from image_advisor.trace import ProbeRequest, parse_requests
 from image_advisor.units import byte_count
+
+if TYPE_CHECKING:
+    from image_advisor.trace import ProbeRequest
+
+# The analysis (diagnosis, report, trace and the Docker SDK they import: a third of a second) is imported
+# by run(), once main() has asked the engine for the image: the engine starts its `docker save` meanwhile.
 
 DEFAULT_OUT = Path("image-advisor-report")
 
@@ -63,6 +60,8 @@ def report_name(image: str) -> str:
 
 def probe_requests(options: Options) -> list[ProbeRequest] | None:
     """What the trace sends: --probe, else the profile's, else GET / (None: no trace)."""
+    from image_advisor.trace import ProbeRequest, parse_requests
+
     if not options.trace:
         return None
     text = options.probe.strip() or " | ".join(options.profile.probe)
@@ -78,6 +77,10 @@ def _shown(path: Path) -> str:
 
 def run(options: Options) -> tuple[int, dict | None]:
     """The whole diagnosis: (exit code, report). Errors are printed as one line, never raised."""
+    from image_advisor import pictures
+    from image_advisor.diagnosis import advise_image, examine, load_baseline, print_report, run_trace
+    from image_advisor.report import compare_reports, gate, markdown, print_comparison, print_findings
+
     try:
         requests = probe_requests(options)
     except ValueError as exc:
@@ -177,11 +180,15 @@ def main(argv: list[str] | None = None) -> int:
         return 2
     options = Options(args.image, profile, args.out, args.name, args.probe, not args.no_trace, not args.no_dive,
                       args.baseline, args.fail_above, args.max_growth, args.platform)
+    if not is_file_reference(args.image):
+        engine.start_save(args.image)
     try:
         code, _ = run(options)
     except KeyboardInterrupt:
-        log("stopped")
+        print("[image-advisor] stopped", file=sys.stderr, flush=True)
         return 130
+    finally:
+        engine.drop_started()
     return code
 
 

@@ -12,6 +12,7 @@ import functools
 import os
 import queue
 import shutil
+import socket
 import subprocess
 import tempfile
 import threading
@@ -103,7 +104,7 @@ def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
     def receive() -> None:
         try:
             with tee.open("wb") if tee else contextlib.nullcontext() as out:
-                for views in _saved_blocks(found):
+                for views in _saved_blocks(found, image):
                     if out is not None:
                         out.writelines(views)
                     while not stop.is_set():
@@ -136,9 +137,44 @@ def _plain_endpoint() -> str | None:
     return endpoint if endpoint.startswith(("unix://", "tcp://")) else None
 
 
-def _saved_blocks(found) -> Iterator[list]:
+_STARTED: dict[str, socket.socket] = {}  # image -> a `docker save` asked of a plain engine, its answer not read
+
+
+def start_save(image: str) -> None:
+    """Ask a plain engine for `docker save image` now, so that it exports the layers while the analysis
+    loads (save_chunks reads the answer); nothing where the engine is reached another way or not at all."""
+    endpoint = _plain_endpoint()
+    if not endpoint or image in _STARTED:
+        return
+    last = image.rsplit("/", 1)[-1]
+    # A repository without a tag would save every tag it has: the SDK reads such a name as :latest.
+    name = image if ":" in last or "@" in image else f"{image}:latest"
+    try:
+        sock = http_body.connect(endpoint, timeout=600)
+    except (OSError, ValueError):
+        return
+    try:
+        http_body.send(sock, http_body.save_path("", name))
+    except OSError:
+        sock.close()
+        return
+    _STARTED[image] = sock
+
+
+def drop_started() -> None:
+    """Close what start_save asked for and nothing read (an error came first): the engine stops its save."""
+    while _STARTED:
+        _STARTED.popitem()[1].close()
+
+
+def _saved_blocks(found, image: str) -> Iterator[list]:
     """`docker save` of the SDK's image `found` (by its first tag, as the SDK's save names it), as lists of
-    byte chunks: read off the engine's socket where it is plain (http_body.py), else through the SDK."""
+    byte chunks: read off the engine's socket where it is plain (http_body.py), else through the SDK; the
+    answer to start_save(image) where that asked already."""
+    started = _STARTED.pop(image, None)
+    if started is not None:
+        yield from http_body.body(started)
+        return
     endpoint = _plain_endpoint()
     try:
         sock = http_body.connect(endpoint, timeout=600) if endpoint else None

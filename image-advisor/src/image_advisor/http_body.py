@@ -40,11 +40,21 @@ def connect(endpoint: str, timeout: float) -> socket.socket | None:
     return None
 
 
+def send(sock: socket.socket, path: str) -> None:
+    """GET path (quoted) on sock: one request, then the connection closes."""
+    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode())
+
+
 def get(sock: socket.socket, path: str) -> Iterator[list[memoryview]]:
-    """GET path (quoted) on sock (one request, then the connection closes): the body, as lists of views of
-    the blocks received (each block is fresh: a view stays valid after the next one comes)."""
+    """GET path (quoted) on sock: the body, as lists of views of the blocks received (each block is fresh: a
+    view stays valid after the next one comes)."""
+    send(sock, path)
+    return body(sock)
+
+
+def body(sock: socket.socket) -> Iterator[list[memoryview]]:
+    """The answer to the one request sent on sock, its body as get() gives it; sock is closed at the end."""
     with sock:
-        sock.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode())
         head, rest = _head(sock)
         status_line, *lines = head.split("\r\n")
         status = int(status_line.split(" ", 2)[1]) if status_line.startswith("HTTP/") else 0
@@ -150,5 +160,6 @@ def _chunked(sock: socket.socket, first: memoryview) -> Iterator[list[memoryview
 
 
 def save_path(api_version: str, name: str) -> str:
-    """The engine API's path for `docker save name` (quoted as the Docker SDK quotes it)."""
-    return f"/v{api_version}/images/{quote(name, safe='/:')}/get"
+    """The engine API's path for `docker save name` (quoted as the Docker SDK quotes it); with no version,
+    the engine's own."""
+    return f"{'/v' + api_version if api_version else ''}/images/{quote(name, safe='/:@')}/get"
