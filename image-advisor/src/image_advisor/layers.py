@@ -155,14 +155,15 @@ class SavedImage:
     layers: list[Layer]
     config: dict
     captured: dict[str, str] = field(default_factory=dict)  # path -> text of the surviving copy
-    # what several rules ask of the same final view, worked out once: name -> (the view, the answer)
-    memo: dict[str, tuple[dict, object]] = field(default_factory=dict, repr=False, compare=False)
+    # what several rules ask of the same final view, worked out once: (name, id of the view) -> (the view, the
+    # answer); the view is held, so its id is not reused while the answer is kept
+    memo: dict[tuple[str, int], tuple[dict, object]] = field(default_factory=dict, repr=False, compare=False)
 
     def remembered(self, name: str, final: dict, work: Callable[[], T]) -> T:
         """work()'s answer for this final view, computed on the first call only."""
-        found = self.memo.get(name)
-        if found is None or found[0] is not final:
-            found = self.memo[name] = (final, work())
+        found = self.memo.get((name, id(final)))
+        if found is None:
+            found = self.memo[(name, id(final))] = (final, work())
         return found[1]  # type: ignore[return-value]
 
 

@@ -316,7 +316,7 @@ class Rules:
                          size, "likely", fix, demo, [", ".join(names) + " in " + ", ".join(f"/{w}" for w in where)]))
 
     def build_files(self) -> None:
-        paths = [p for p in self.final if SITE.search("/" + p) and BUILD_FILES.search("/" + p)]
+        paths = [p for p in self.final if "-packages/" in p and SITE.search("/" + p) and BUILD_FILES.search("/" + p)]
         size, got = self.ledger.take(paths)
         self.add(Finding("build-files-in-packages", "headers, CMake files, static libraries and test suites "
                          "inside installed packages", size, "likely",
