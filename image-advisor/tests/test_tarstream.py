@@ -128,3 +128,17 @@ def test_a_corrupted_header_is_refused():
     data[second + 512 + 10] ^= 0xFF
     with pytest.raises(TarFormatError, match="bad checksum"):
         list(TarStream(io.BytesIO(bytes(data))))
+
+
+def test_a_huge_extended_header_is_refused_unread():
+    out = io.BytesIO()
+    with tarfile.open(fileobj=out, mode="w", format=tarfile.PAX_FORMAT) as tar:
+        info = tarfile.TarInfo("x")
+        info.pax_headers = {"comment": "c" * 100}
+        tar.addfile(info, io.BytesIO(b""))
+    data = bytearray(out.getvalue())
+    data[124:136] = b"%011o\0" % (1 << 31)  # the pax header says it holds 2 GiB
+    data[148:156] = b" " * 8
+    data[148:155] = b"%06o\0" % sum(data[:512])
+    with pytest.raises(TarFormatError, match="extended header of 2,147,483,648 bytes: refused"):
+        list(TarStream(io.BytesIO(bytes(data))))

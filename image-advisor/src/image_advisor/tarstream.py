@@ -27,6 +27,7 @@ LINKS = (b"1", b"2")  # a hard link, a symbolic link
 KNOWN = (*REGULAR, *LINKS, b"3", b"4", b"5", b"6")  # what carries no data of its own but a regular file
 PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK, GNU_SPARSE = b"x", b"g", b"L", b"K", b"S"
 POSIX_MAGIC = b"ustar\x0000"
+MAX_EXTENDED = 1 << 20  # a pax header or GNU long name is read whole: one larger than this is no honest archive's
 
 
 class TarFormatError(tarfile.ReadError):
@@ -166,6 +167,8 @@ class TarStream:
             data_offset = self.next_header + BLOCK
             self.next_header = data_offset + -(-size // BLOCK) * BLOCK
             if kind in (PAX, PAX_GLOBAL, GNU_LONGNAME, GNU_LONGLINK):
+                if size > MAX_EXTENDED:
+                    raise TarFormatError(f"an extended header of {size:,} bytes: refused (at most {MAX_EXTENDED:,})")
                 data = self._block(data_offset, size)
                 if kind == PAX:
                     pax = _pax_records(data)
