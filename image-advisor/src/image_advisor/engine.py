@@ -85,12 +85,12 @@ def image_id(image: str) -> str | None:
         return None
 
 
-CHUNK = 4 << 20
-READ_AHEAD = 8  # chunks received ahead of the parser: the engine keeps saving while a layer is parsed (32 MiB)
+CHUNK = http_body.BLOCK  # what the SDK hands on at a time, as the socket's reader does
+READ_AHEAD = 32 << 20  # bytes received ahead of the parser: the engine keeps saving while a layer is parsed
 
 
 def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
-    """`docker save` of the image as a stream of chunks, received by a thread of its own up to READ_AHEAD chunks
+    """`docker save` of the image as a stream of chunks, received by a thread of its own up to READ_AHEAD bytes
     ahead of the consumer; a copy written to tee where one is given (for dive)."""
     from docker.errors import DockerException, ImageNotFound
 
@@ -98,7 +98,7 @@ def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
         found = sdk().images.get(image)
     except ImageNotFound:
         raise AdvisorError(f"no image {image!r} in this engine (build or pull it first, or give a file)") from None
-    received: queue.Queue = queue.Queue(maxsize=READ_AHEAD)
+    received: queue.Queue = queue.Queue(maxsize=READ_AHEAD // CHUNK)  # each item at most CHUNK bytes
     stop = threading.Event()
 
     def receive() -> None:
