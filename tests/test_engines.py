@@ -177,3 +177,11 @@ def test_registry_port_from_the_environment(listener, monkeypatch):
         free = sock.getsockname()[1]
     monkeypatch.setenv("REGISTRY_PORT", str(free))
     assert engines._free_port("127.0.0.1") == free
+
+
+def test_the_registry_port_search_starts_anywhere_and_finds_the_free_one(monkeypatch):
+    monkeypatch.delenv("REGISTRY_PORT", raising=False)
+    monkeypatch.setattr(registry, "REGISTRY_PORTS", range(5100, 5110))
+    assert {registry.shared_namespace_port(lambda port: port != 5107) for _ in range(30)} == {5107}
+    # with every port free, two measurements started together rarely try the same one
+    assert len({registry.shared_namespace_port(lambda port: False) for _ in range(30)}) > 1

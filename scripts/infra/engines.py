@@ -149,7 +149,7 @@ def measurement_infra(name: str) -> Iterator[registry.Infra]:
     The registry shares the engine container's network namespace, so the engine pushes to its own
     127.0.0.1:<port>, which Docker trusts without TLS, and nothing in the engine changes; this
     machine and the empty engine reach the registry at the engine container's address (the empty
-    engine told so by insecure-registries). The port is $REGISTRY_PORT, else the first of
+    engine told so by insecure-registries). The port is $REGISTRY_PORT, else a port of
     registry.REGISTRY_PORTS nothing in the engine's namespace answers on, so two measurements on
     one engine each get a registry of their own. The empty engine is a second container like the
     first, on its network, with no volume of its own to outlive it. Both are removed on the way out.

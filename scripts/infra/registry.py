@@ -37,25 +37,30 @@ MANIFEST_TYPES = ", ".join([
 ])
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
-REGISTRY_PORT = 5000  # inside the registry's own container, published on a free port of 127.0.0.1
-# Where a registry that shares an engine's network namespace may listen (engines.measurement_infra);
-# REGISTRY_PORT in the environment names one port instead.
-REGISTRY_PORTS = range(5000, 5020)
+# The registry's port inside its own container: a namespace of its own, so no other registry shares it;
+# what this machine reaches is published on a port the engine picks free (127.0.0.1::5000).
+CONTAINER_PORT = 5000
+# Where a registry that shares an engine's network namespace may listen (engines.measurement_infra): the
+# first free one from a random place in the range, so two measurements started together rarely try the
+# same port; REGISTRY_PORT in the environment names one port instead.
+REGISTRY_PORTS = range(5000, 6000)
 
 
 def shared_namespace_port(taken: Callable[[int], bool]) -> int:
-    """The port for a registry in a namespace others may use: $REGISTRY_PORT if set, else the first
-    of REGISTRY_PORTS that `taken` says nothing listens on."""
+    """The port for a registry in a namespace others may use: $REGISTRY_PORT if set, else a port of
+    REGISTRY_PORTS that `taken` says nothing listens on."""
     wanted = os.environ.get("REGISTRY_PORT", "").strip()
     if wanted:
         if not wanted.isdigit() or not 0 < int(wanted) < 65536:
             raise EngineError(f"REGISTRY_PORT={wanted!r} is not a port number (1-65535)")
         if taken(int(wanted)):
             raise EngineError(f"REGISTRY_PORT={wanted} is taken: something already listens there "
-                              "(unset REGISTRY_PORT to take the first free port from "
-                              f"{REGISTRY_PORTS.start})")
+                              f"(unset REGISTRY_PORT to take a free one from {REGISTRY_PORTS.start} to "
+                              f"{REGISTRY_PORTS.stop - 1})")
         return int(wanted)
-    for port in REGISTRY_PORTS:
+    start = secrets.randbelow(len(REGISTRY_PORTS))
+    for n in range(len(REGISTRY_PORTS)):
+        port = REGISTRY_PORTS[(start + n) % len(REGISTRY_PORTS)]
         if not taken(port):
             return port
     raise EngineError(f"every port from {REGISTRY_PORTS.start} to {REGISTRY_PORTS.stop - 1} is taken: "
@@ -133,8 +138,8 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
     try:
         names.append(f"{name}-registry")
         docker("run", "-d", *label, "--name", names[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
-               "-p", f"127.0.0.1::{REGISTRY_PORT}", _infra_image("REGISTRY_IMAGE"))
-        registry = published(names[-1], REGISTRY_PORT)
+               "-p", f"127.0.0.1::{CONTAINER_PORT}", _infra_image("REGISTRY_IMAGE"))
+        registry = published(names[-1], CONTAINER_PORT)
         wait(lambda: http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
         names.append(f"{name}-engine")
         try:
@@ -168,9 +173,9 @@ WRITABLE_CGROUPS = ('for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mount -o remo
 def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool,
           privileged: bool = True) -> Infra:
     """docker:dind (its own data volume) on the infra network; API on 127.0.0.1."""
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{REGISTRY_PORT}"]
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{CONTAINER_PORT}"]
     if mirror:
-        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:{REGISTRY_PORT}")
+        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:{CONTAINER_PORT}")
     mode = ["--privileged"] if privileged else [*CONFINED, "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *label, "--name", container, *mode, "--network", network,
@@ -178,7 +183,7 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     scratch = "tcp://" + published(container, 2375)
     wait(lambda: engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
-    return Infra(registry, f"{REGISTRY_ALIAS}:{REGISTRY_PORT}", scratch, f"0.0.0.0:{SERVICE_PORT}",
+    return Infra(registry, f"{REGISTRY_ALIAS}:{CONTAINER_PORT}", scratch, f"0.0.0.0:{SERVICE_PORT}",
                  "http://" + published(container, SERVICE_PORT))
 
 
