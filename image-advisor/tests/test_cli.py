@@ -87,3 +87,21 @@ def test_the_readme_states_the_limits_the_trace_sets():
     log = CONFINED["log_config"]["config"]["max-size"].upper().removesuffix("M")
     for said in (f"{memory} GB of memory", f"{CONFINED['pids_limit']} processes", f"a {log} MB log"):
         assert said in text, said
+
+
+@pytest.mark.parametrize(("image", "asked"), [("app:pr", True), ("registry.example:5000/app@sha256:" + "a" * 64, True),
+                                              ("registry.example:5000/app", False), ("1a2b3c4d", False)],
+                         ids=["tagged", "digest", "repository", "id-prefix"])
+def test_the_save_is_asked_early_only_for_a_name_that_means_one_image(monkeypatch, image, asked):
+    sent: list[str] = []
+
+    class Sock:
+        def close(self) -> None:
+            pass
+
+    monkeypatch.setattr(engine, "_plain_endpoint", lambda: "unix:///nowhere")
+    monkeypatch.setattr(engine.http_body, "connect", lambda endpoint, timeout: Sock())
+    monkeypatch.setattr(engine.http_body, "send", lambda sock, path: sent.append(path))
+    engine.start_save(image)
+    engine.drop_started()
+    assert bool(sent) == asked

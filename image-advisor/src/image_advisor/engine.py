@@ -144,11 +144,11 @@ def start_save(image: str) -> None:
     """Ask a plain engine for `docker save image` now, so that it exports the layers while the analysis
     loads (save_chunks reads the answer); nothing where the engine is reached another way or not at all."""
     endpoint = _plain_endpoint()
-    if not endpoint or image in _STARTED:
+    # Only a name with a tag or digest means one image to the save as it does to the SDK: a bare repository
+    # would save every tag it has, and a bare id prefix is no repository; save_chunks asks for those itself.
+    if not endpoint or image in _STARTED or not (":" in image.rsplit("/", 1)[-1] or "@" in image):
         return
-    last = image.rsplit("/", 1)[-1]
-    # A repository without a tag would save every tag it has: the SDK reads such a name as :latest.
-    name = image if ":" in last or "@" in image else f"{image}:latest"
+    name = image
     try:
         sock = http_body.connect(endpoint, timeout=600)
     except (OSError, ValueError):
