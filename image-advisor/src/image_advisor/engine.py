@@ -190,8 +190,8 @@ def _saved_blocks(found, image: str) -> Iterator[list]:
 
 @contextlib.contextmanager
 def saved_image(image: str) -> Iterator[Path]:
-    """`docker save` the image into a temporary archive for the duration."""
-    from docker.errors import ImageNotFound
+    """`docker save` the image into a temporary archive for the duration, received as save_chunks receives it."""
+    from docker.errors import DockerException, ImageNotFound
 
     try:
         found = sdk().images.get(image)
@@ -199,7 +199,10 @@ def saved_image(image: str) -> Iterator[Path]:
         raise AdvisorError(f"no image {image!r} in this engine (build or pull it first, or give a file)") from None
     with tempfile.TemporaryDirectory(prefix="image-advisor-") as tmp:
         path = Path(tmp) / "image.tar"
-        with path.open("wb") as out:
-            for chunk in found.save(chunk_size=4 << 20, named=True):
-                out.write(chunk)
+        try:
+            with path.open("wb") as out:
+                for views in _saved_blocks(found, image):
+                    out.writelines(views)
+        except (DockerException, BodyError) as exc:
+            raise AdvisorError(f"docker save {image} failed: {exc}") from None
         yield path
