@@ -25,7 +25,7 @@ endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
         serve benchmark serving-options gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
-        installers releases reproducible compression peers peer-images
+        installers releases reproducible compression peers peer-images stand-ins
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*## ' $(MAKEFILE_LIST) | awk -F':.*## ' '{printf "  %-12s %s\n", $$1, $$2}'
@@ -79,6 +79,9 @@ engine-down: $(VENV_STAMP)  ## remove the engines ENGINE=... started (their imag
 
 bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins where they cannot be pulled
 	$(PY) -m scripts.infra.bases
+
+stand-ins: $(VENV_STAMP)  ## the stand-in bases the engine holds, sized as listed and as a push sends them: results/stand-ins.json
+	$(PY) -m scripts.studies.stand_ins
 
 wheels: $(VENV_STAMP)  ## download every wheel the images need into ./wheelhouse
 	$(PY) -m scripts.infra.wheelhouse --flavor $(or $(FLAVOR),cpu)

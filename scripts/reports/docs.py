@@ -516,6 +516,7 @@ RENDERERS: dict[str, Callable[[], str]] = {
     "onnx-cuts": command_table("scripts.studies.onnx_cuts", "onnx-cuts.json", "make onnx-cuts", "cuts"),
     "engines": command_table("scripts.studies.engine_sizes", "engines.json", "make engines", "engines"),
     "engines-summary": lambda: importlib.import_module("scripts.studies.engine_sizes").summary(_load("engines.json")),
+    "stand-ins": command_table("scripts.studies.stand_ins", "stand-ins.json", "make stand-ins", "bases"),
     "installers": command_table("scripts.bench.installers", "installers.json", "make installers", "installers"),
     "releases": command_table("scripts.studies.releases", "releases.json", "make releases"),  # docs/releases.md
     "releases-docker26-containerd": command_table(
