@@ -274,6 +274,17 @@ def test_a_truncated_stream_is_one_line(tmp_path):
     assert "\n" not in str(caught.value)
 
 
+def test_a_stream_cut_between_members_is_truncated(tmp_path):
+    """The engine's stream ends with its connection: a cut at a member's boundary is no archive that lacks a
+    manifest but a truncated one."""
+    data = docker_save(tmp_path / "saved.tar").read_bytes()
+    with tarfile.open(tmp_path / "saved.tar") as tar:
+        boundaries = [m.offset for m in tar.getmembers()][1:]
+    for cut in boundaries:
+        with pytest.raises(ArchiveError, match="truncated or not a tar .*ended between two members"):
+            read_stream([data[:cut]])
+
+
 def test_the_engine_stream_reads_as_its_saved_file(tmp_path, engine_image):
     tee = tmp_path / "tee.tar"
     saved = read_stream(save_chunks(engine_image, tee))

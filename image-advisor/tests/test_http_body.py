@@ -24,7 +24,7 @@ def _serve(path: str, pieces: list[bytes]) -> threading.Thread:
             request = b""
             while b"\r\n\r\n" not in request:
                 request += conn.recv(4096)
-            assert request.startswith(b"GET /v1.41/images/repo:tag/get HTTP/1.1\r\n")
+            assert request.startswith(b"GET /v1.41/images/repo:tag/get HTTP/1.0\r\n")
             for piece in pieces:
                 conn.sendall(piece)
 
@@ -77,6 +77,14 @@ def test_a_body_of_known_length(tmp_path):
     body = os.urandom(3000)
     head = f"HTTP/1.1 200 OK\r\nContent-Length: {len(body)}\r\n\r\n".encode()
     assert _body(tmp_path, [head + body[:100], body[100:]]) == body
+
+
+def test_a_body_that_ends_with_the_connection(tmp_path, monkeypatch):
+    """The engine's answer to HTTP/1.0: neither chunked nor of a stated length; blocks end anywhere in it."""
+    monkeypatch.setattr(http_body, "BLOCK", 64)
+    body = os.urandom(5000)
+    head = b"HTTP/1.0 200 OK\r\nContent-Type: application/x-tar\r\n\r\n"
+    assert _body(tmp_path, _cut(head + body, random.Random(3))) == body
 
 
 def test_the_engines_error_is_its_message(tmp_path):

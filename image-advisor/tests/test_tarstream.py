@@ -122,6 +122,23 @@ def test_a_tar_cut_inside_a_member_is_refused():
         list(TarStream(io.BytesIO(data[:cut + 300])))
 
 
+def test_a_closed_tar_must_end_with_its_zero_block():
+    """A stream's end says nothing of its completeness: cut between two members, a closed tar is refused,
+    where a file's tar without its end blocks reads as tarfile reads it."""
+    data = _archive(tarfile.GNU_FORMAT)
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        boundary = tar.getmembers()[-1].offset
+    assert [m.name for m in TarStream(io.BytesIO(data[:boundary]))] == names_before(data, boundary)
+    with pytest.raises(TarFormatError, match="ended between two members"):
+        list(TarStream(io.BytesIO(data[:boundary]), closed=True))
+    assert len(list(TarStream(io.BytesIO(data), closed=True))) == len(list(TarStream(io.BytesIO(data))))
+
+
+def names_before(data: bytes, offset: int) -> list[str]:
+    with tarfile.open(fileobj=io.BytesIO(data)) as tar:
+        return [m.name.rstrip("/") for m in tar.getmembers() if m.offset < offset]
+
+
 def test_a_corrupted_header_is_refused():
     data = bytearray(_archive(tarfile.GNU_FORMAT))
     second = 512 + 512  # etc/ then etc/os-release's header, then its one block of data: the third header

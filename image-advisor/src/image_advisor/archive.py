@@ -222,7 +222,7 @@ class StreamSource:
         self.links: dict[str, str] = {}
         reader = ChunkReader(chunks)
         try:
-            tar = TarStream(reader)
+            tar = TarStream(reader, closed=True)  # a stream cut between members must not read as a whole
             for member in tar:
                 name = posixpath.normpath(member.name)
                 if member.issym():

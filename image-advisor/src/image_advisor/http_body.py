@@ -1,11 +1,13 @@
 """A GET whose long body is read straight off the engine's socket: `docker save` of a big image.
 
-The engine sends `docker save` chunked, 32 KiB at a time, about a hundred thousand chunks for
-an image of a few GB. Through the Docker SDK (requests, urllib3, http.client) each chunk costs
-several Python calls under the interpreter's lock, which the thread that parses the layers
-holds too; here a block of up to BLOCK bytes is received at once and the chunks in it are
-handed on as views of it, never copied. Only for an engine reached without TLS or ssh (a
-unix socket, or plain tcp); the SDK reads the others.
+Asked over HTTP/1.1, the engine sends `docker save` chunked, 32 KiB at a time: about a hundred
+thousand chunks for an image of a few GB, each costing Python calls under the interpreter's
+lock, which the thread that parses the layers holds too (through the Docker SDK, several per
+chunk). So the request is HTTP/1.0, which the engine (Go's net/http) answers with the bytes as
+they are, the end of the body being the end of the connection; here they are received in blocks
+of up to BLOCK bytes and handed on as views, never copied. A server that chunks all the same is
+decoded, the chunks handed on as views of the block they came in. Only for an engine reached
+without TLS or ssh (a unix socket, or plain tcp); the SDK reads the others.
 """
 
 from __future__ import annotations
@@ -41,8 +43,9 @@ def connect(endpoint: str, timeout: float) -> socket.socket | None:
 
 
 def send(sock: socket.socket, path: str) -> None:
-    """GET path (quoted) on sock: one request, then the connection closes."""
-    sock.sendall(f"GET {path} HTTP/1.1\r\nHost: docker\r\nConnection: close\r\n\r\n".encode())
+    """GET path (quoted) on sock: one HTTP/1.0 request, so that the answer is not chunked; the connection
+    closes after it."""
+    sock.sendall(f"GET {path} HTTP/1.0\r\nHost: docker\r\n\r\n".encode())
 
 
 def get(sock: socket.socket, path: str) -> Iterator[list[memoryview]]:

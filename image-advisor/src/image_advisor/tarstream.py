@@ -112,10 +112,12 @@ def _pax_records(data: bytes) -> dict[str, str]:
 
 class TarStream:
     """The members of the tar that fileobj holds from its current position (which counts as 0); fileobj reads,
-    tells and seeks forward (a seek past the end stops at the end)."""
+    tells and seeks forward (a seek past the end stops at the end). closed: the tar must end with its zero block,
+    as a stream whose end says nothing of its completeness must (a tar that ends between members is cut)."""
 
-    def __init__(self, fileobj: IO[bytes]):
+    def __init__(self, fileobj: IO[bytes], closed: bool = False):
         self.fileobj = fileobj
+        self.closed = closed
         self.start = fileobj.tell()
         self.next_header = 0  # where the next header starts, from self.start
         self.global_pax: dict[str, str] = {}
@@ -147,6 +149,8 @@ class TarStream:
         if not header:
             if self.next_header == 0:
                 raise TarFormatError("empty file")
+            if self.closed:
+                raise TarFormatError("unexpected end of data: the tar ended between two members")
             return None
         if len(header) < BLOCK:
             raise TarFormatError("unexpected end of data" if self.next_header else "truncated header")
