@@ -58,6 +58,7 @@ CACHE_KINDS = (  # (rule id, pattern on a final path, what it is, the fix)
      "install only the OS packages the service needs, and end the RUN that runs "
      "apt-get update with rm -rf /var/lib/apt/lists/*"),
 )
+ANY_CACHE = re.compile("|".join(f"(?:{pattern.pattern})" for _, pattern, _, _ in CACHE_KINDS))  # one search a path
 CONTEXT_KINDS = (  # what a COPY of the build context should not bring, and the .dockerignore line that keeps it out
     (re.compile(r"(^|/)\.git/"), ".git"),
     # Dotted names only: a venv COPY --from a build stage (history does not record --from) is meant to be there.
@@ -222,8 +223,9 @@ class Rules:
 
     # -- certain ---------------------------------------------------------------------------------
     def caches(self) -> None:
+        cached = [p for p in self.final if ANY_CACHE.search(p)]  # a few of the image's paths, searched once each
         for rule, pattern, what, fix in CACHE_KINDS:
-            size, paths = self.ledger.take(p for p in self.final if pattern.search(p))
+            size, paths = self.ledger.take(p for p in cached if pattern.search(p))
             self.add(Finding(rule, f"{what} left in the image", size, "certain", self.profile.fix(rule, fix),
                              self.profile.demo(rule), _top(paths, self.ledger)))
 
