@@ -102,6 +102,22 @@ def test_python_distributions_from_record():
     assert python_distributions(saved, final) == [("torch", 105, 3), ("tiny", 7, 1)]
 
 
+def test_record_paths_resolve_as_pip_wrote_them():
+    """RECORD names files relative to site-packages (scripts up and out of it with ../), or absolute; a .py is also
+    counted through its bytecode, beside it or in __pycache__ with the site's Python tag."""
+    from image_advisor.layers import Entry, SavedImage, distribution_files
+
+    site = "usr/local/lib/python3.12/site-packages"
+    owned = [f"{site}/tool/__init__.py", f"{site}/tool/__pycache__/__init__.cpython-312.pyc", f"{site}/top.pyc",
+             "usr/local/bin/tool", "etc/tool.conf"]
+    others = [f"{site}/tool/__pycache__/__init__.cpython-311.pyc", f"{site}/tool/other.py"]
+    final = {p: Entry(p, 1) for p in owned + others}
+    record = "tool/__init__.py,sha256=x,1\ntop.py,,\n../../../bin/tool,,\n/etc/tool.conf,,\n\n"
+    saved = SavedImage([], {}, {f"{site}/tool-1.0.dist-info/RECORD": record})
+    final[f"{site}/tool-1.0.dist-info/RECORD"] = Entry(f"{site}/tool-1.0.dist-info/RECORD", 1)
+    assert distribution_files(saved, final) == {"tool": set(owned)}
+
+
 def _layer_tar(files: dict[str, bytes], whiteouts: tuple[str, ...] = ()) -> bytes:
     import io
     import tarfile

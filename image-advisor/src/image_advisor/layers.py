@@ -84,11 +84,6 @@ def analyze(layers: list[Layer]) -> Analysis:
     children: dict[str, set[str]] = defaultdict(set)  # dir -> direct children paths in view
     wasted: list[tuple[str, int, int, str]] = []
 
-    def add(path: str, entry: Entry, index: int) -> None:
-        view[path] = (entry, index)
-        if path:
-            children[path.rpartition("/")[0]].add(path)
-
     def remove_tree(path: str, how: str, by_layer: int) -> None:
         stack = [path]
         while stack:
@@ -112,22 +107,24 @@ def analyze(layers: list[Layer]) -> Analysis:
                 how = "deleted" if target not in children else "parent directory deleted"
                 remove_tree(target, f"{how} in layer {index}", index)
         for entry in layer.entries:
-            base = entry.path.rpartition("/")[2]
+            path = entry.path
+            parent, _, base = path.rpartition("/")
             if base.startswith(WHITEOUT):
                 continue
-            old = view.get(entry.path)
+            old = view.get(path)
             if old is not None:
                 old_entry, old_index = old
                 if old_entry.kind == "dir" and entry.kind == "dir":
-                    view[entry.path] = (entry, index)  # same directory, new metadata: no bytes hidden
+                    view[path] = (entry, index)  # same directory, new metadata: no bytes hidden
                     continue
                 if old_entry.kind == "dir":  # a directory replaced by a file hides its whole tree
-                    remove_tree(entry.path, f"directory replaced in layer {index}", index)
+                    remove_tree(path, f"directory replaced in layer {index}", index)
                 else:
-                    view.pop(entry.path)
+                    view.pop(path)
                     if old_entry.size:
-                        wasted.append((entry.path, old_entry.size, old_index, f"overwritten in layer {index}"))
-            add(entry.path, entry, index)
+                        wasted.append((path, old_entry.size, old_index, f"overwritten in layer {index}"))
+            view[path] = (entry, index)
+            children[parent].add(path)
     final = {p: e for p, (e, _) in view.items()}
     origin = {p: i for p, (_, i) in view.items()}
     return Analysis(final, sum(w[1] for w in wasted), wasted, [layer.size for layer in layers], origin)
@@ -294,13 +291,13 @@ def _distribution_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str,
             rel = line.rsplit(",", 2)[0] if line.count(",") >= 2 else line
             if not rel:
                 continue
-            path = normalize(posixpath.join(site, rel))
-            candidates = [path]
+            path = normalize(rel if rel.startswith("/") or not site else f"{site}/{rel}")  # posixpath.join's
+            if path in final:
+                seen.add(path)
             if path.endswith(".py"):
-                cached = posixpath.join(posixpath.dirname(path), "__pycache__",
-                                        posixpath.basename(path)[:-3] + cache_tag)
-                candidates += [path + "c", cached]
-            seen.update(p for p in candidates if p in final)
+                folder, _, base = path.rpartition("/")
+                cached = f"{folder}/__pycache__/{base[:-3]}{cache_tag}".lstrip("/")
+                seen.update(p for p in (path + "c", cached) if p in final)
     return owned
 
 
