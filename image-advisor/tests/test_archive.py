@@ -6,6 +6,7 @@ import gzip
 import hashlib
 import io
 import json
+import re
 import tarfile
 import time
 from pathlib import Path
@@ -312,6 +313,17 @@ def test_the_command_line_asks_the_engine_first_and_reads_what_it_saves(tmp_path
     for key in ("layers", "total_bytes", "final_bytes", "wasted_files", "composition"):
         assert from_engine[key] == from_file[key], key
     assert not engine._STARTED
+
+
+def test_reading_from_the_engine_says_where_the_seconds_go(tmp_path, engine_image, capsys):
+    from image_advisor import cli
+
+    assert cli.main([engine_image, "--no-trace", "--no-dive", "--out", str(tmp_path)]) == 0
+    progress = [line for line in capsys.readouterr().err.splitlines() if line.startswith("[image-advisor]")]
+    assert progress[0].startswith(f"[image-advisor] reading {engine_image} from the engine's `docker save`")
+    assert re.fullmatch(r"\[image-advisor\] the first byte came after \d+\.\d s", progress[1])
+    assert re.fullmatch(r"\[image-advisor\] read \d+ layers \(.+\) in \d+\.\d s; working out where the bytes are "
+                        r"\.\.\.", progress[2])
 
 
 def test_an_image_the_engine_lacks_is_one_line_and_nothing_is_left_open(engine_image, capsys):

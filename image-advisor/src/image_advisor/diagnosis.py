@@ -20,6 +20,8 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import time
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -133,7 +135,13 @@ def examine(image: str, profile: Profile | None = None, with_dive: bool = True, 
         # The engine's `docker save` is read as it streams; only dive needs it on disk.
         with tempfile.TemporaryDirectory(prefix="image-advisor-") as tmp:
             tee = Path(tmp) / "image.tar" if with_dive else None
-            saved = read_stream(save_chunks(image, tee), platform)
+            chunks = save_chunks(image, tee)
+            log(f"reading {image} from the engine's `docker save` (the engine may export every layer before it "
+                "sends the first byte) ...")
+            started = time.perf_counter()
+            saved = read_stream(_first_byte_logged(chunks, started), platform)
+            log(f"read {len(saved.layers)} layers ({human_bytes(sum(layer.size for layer in saved.layers))}) in "
+                f"{time.perf_counter() - started:.1f} s; working out where the bytes are ...")
             if tee is not None:
                 dive = dive_report(tee, profile.dive_rules)
     analysis = analyze(saved.layers)
@@ -166,6 +174,15 @@ def examine(image: str, profile: Profile | None = None, with_dive: bool = True, 
 
         treemap(categories, final, treemap_path, f"{image}: {human_bytes(analysis.total_bytes)}, where the bytes are")
     return Examined(report, saved, analysis, dist_of)
+
+
+def _first_byte_logged(chunks: Iterable[bytes], started: float) -> Iterator[bytes]:
+    it = iter(chunks)
+    for chunk in it:
+        log(f"the first byte came after {time.perf_counter() - started:.1f} s")
+        yield chunk
+        break
+    yield from it
 
 
 def reference(ref: str) -> tuple[str, set[str]] | None:

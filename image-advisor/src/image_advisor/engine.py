@@ -91,13 +91,20 @@ READ_AHEAD = 32 << 20  # bytes received ahead of the parser: the engine keeps sa
 
 def save_chunks(image: str, tee: Path | None = None) -> Iterator[bytes]:
     """`docker save` of the image as a stream of chunks, received by a thread of its own up to READ_AHEAD bytes
-    ahead of the consumer; a copy written to tee where one is given (for dive)."""
-    from docker.errors import DockerException, ImageNotFound
+    ahead of the consumer; a copy written to tee where one is given (for dive). An image the engine lacks is
+    an AdvisorError now, before anything is read."""
+    from docker.errors import ImageNotFound
 
     try:
         found = sdk().images.get(image)
     except ImageNotFound:
         raise AdvisorError(f"no image {image!r} in this engine (build or pull it first, or give a file)") from None
+    return _received(found, image, tee)
+
+
+def _received(found, image: str, tee: Path | None) -> Iterator[bytes]:
+    from docker.errors import DockerException
+
     received: queue.Queue = queue.Queue(maxsize=READ_AHEAD // CHUNK)  # each item at most CHUNK bytes
     stop = threading.Event()
 
