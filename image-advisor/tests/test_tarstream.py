@@ -3,11 +3,12 @@
 from __future__ import annotations
 
 import io
+import random
 import tarfile
 
 import pytest
 
-from image_advisor.tarstream import TarFormatError, TarStream, _number
+from image_advisor.tarstream import ADLER, TarFormatError, TarStream, _byte_sum, _number
 
 LONG = "usr/lib/python3.11/site-packages/" + "a-very-long-package-name/" * 10 + "module.py"  # past ustar's 255
 
@@ -159,3 +160,24 @@ def test_a_huge_extended_header_is_refused_unread():
     data[148:155] = b"%06o\0" % sum(data[:512])
     with pytest.raises(TarFormatError, match="extended header of 2,147,483,648 bytes: refused"):
         list(TarStream(io.BytesIO(bytes(data))))
+
+
+def test_the_byte_sum_is_exact_on_either_path():
+    """_byte_sum takes zlib's adler32 where the sum must be below its modulus and sums in Python elsewhere: equal to
+    sum() on random blocks of every density, and on the sums next to the modulus."""
+    rng = random.Random(5)
+    for nonzero in (0, 1, 100, 256, 257, 300, 512):
+        for _ in range(200):
+            block = bytearray(512)
+            for i in rng.sample(range(512), nonzero):
+                block[i] = rng.randint(1, 255)
+            block = bytes(block)
+            assert _byte_sum(block, block.count(0)) == sum(block)
+    for total in (ADLER - 256, ADLER - 255, ADLER - 1, ADLER, ADLER + 1):  # 255 x 256 = 65280 < ADLER < 255 x 257
+        block = bytearray(512)
+        left = total
+        for i in range(512):
+            block[i] = min(255, left)
+            left -= block[i]
+        block = bytes(block)
+        assert sum(block) == total and _byte_sum(block, block.count(0)) == total

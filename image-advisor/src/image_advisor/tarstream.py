@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import io
 import tarfile
+import zlib
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import IO
@@ -79,6 +80,18 @@ def _number(field: bytes) -> int:
 
 def _text(field: bytes) -> str:
     return field.split(b"\0", 1)[0].decode("utf-8", "surrogateescape")
+
+
+ADLER = 65521  # zlib.adler32's low half is 1 + the sum of the bytes, modulo this prime
+
+
+def _byte_sum(block: bytes, zeros: int) -> int:
+    """sum(block), given how many of its bytes are zero: from zlib.adler32 (in C) where the sum is sure to be
+    below ADLER, as in nearly every tar header (mostly NULs and ASCII), else by summing in Python (ten times
+    slower: it is done for every header of every layer)."""
+    if 255 * (len(block) - zeros) < ADLER:
+        return (zlib.adler32(block) & 0xFFFF) - 1
+    return sum(block)
 
 
 def _checksum_ok(header: bytes) -> bool:
@@ -154,9 +167,11 @@ class TarStream:
             return None
         if len(header) < BLOCK:
             raise TarFormatError("unexpected end of data" if self.next_header else "truncated header")
-        if header.count(0) == BLOCK:
+        zeros = header.count(0)
+        if zeros == BLOCK:
             return None
-        if not (_octal(header[148:156]) == sum(header) - sum(header[148:156]) + 256 or _checksum_ok(header)):
+        if not (_octal(header[148:156]) == _byte_sum(header, zeros) - sum(header[148:156]) + 256
+                or _checksum_ok(header)):
             raise TarFormatError("bad checksum" if self.next_header else "not a tar: its first block is no tar header")
         return header
 
