@@ -198,3 +198,16 @@ def test_an_archive_that_is_not_docker_save_is_a_clear_error(tmp_path):
         pass
     with pytest.raises(ArchiveError, match="neither manifest.json nor index.json"):
         read_saved(tmp_path / "x.tar")
+
+
+def test_normalize_is_normpath_from_the_root():
+    """Every name, plain or not, comes out as posixpath.normpath would make it from /, without the leading slash."""
+    import itertools
+    import posixpath
+
+    from image_advisor.layers import normalize
+
+    parts = ["", "/", "//", ".", "..", "a", "b.c", "./", "../", "a/", "/a", "a//b", "a/./b", "a/../b", "...", ".wh.x"]
+    for combo in itertools.product(parts, repeat=3):
+        name = "".join(combo)
+        assert normalize(name) == posixpath.normpath("/" + name).lstrip("/"), name

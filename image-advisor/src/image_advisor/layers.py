@@ -71,8 +71,8 @@ class Analysis:
 
 def normalize(name: str) -> str:
     """A member's name as a path from the root: no leading or trailing slash, no `.` or `..` parts."""
-    plain = name.rstrip("/")
-    if (plain.startswith(("/", "./", "../")) or plain.endswith(("/.", "/..")) or plain in (".", "..")
+    plain = name.rstrip("/").lstrip("/")  # a tar member's ./ aside, dpkg lists and RECORD name paths absolute
+    if (plain.startswith(("./", "../")) or plain.endswith(("/.", "/..")) or plain in (".", "..")
             or "//" in plain or "/./" in plain or "/../" in plain):
         return posixpath.normpath("/" + name).lstrip("/")
     return plain  # already plain, as nearly every name is: normpath's work would change nothing
@@ -322,9 +322,9 @@ def _os_package_files(saved: SavedImage, final: dict[str, Entry]) -> dict[str, s
             name, arch = fields["Package"], fields.get("Architecture", "")
             listing = (saved.captured.get(f"var/lib/dpkg/info/{name}:{arch}.list")
                        or saved.captured.get(f"var/lib/dpkg/info/{name}.list"))
-            if listing is not None:
+            if listing is not None:  # (with no final view, as rules' _declared asks, nothing to match: no parse)
                 owned[name] = {p for p in {normalize(x) for x in listing.splitlines() if x}
-                               if p in final and final[p].kind == "file"}
+                               if p in final and final[p].kind == "file"} if final else set()
     return owned
 
 
