@@ -5,9 +5,10 @@
 1. A fresh virtualenv, `pip install ./image-advisor` (no extras): the seconds it takes, the
    virtualenv's size, and the seconds from the start of the install to the first report on
    the image (--no-trace --no-dive).
-2. On the same image, in alternating rounds: `dive IMAGE` in CI mode (CI=true, its default
-   rules) and image-advisor without the trace and dive, with the trace, and with both; wall
-   seconds and the peak memory (max RSS) of each process.
+2. On the same image, in alternating rounds: `docker save IMAGE` into nothing (what the engine
+   takes to hand the image out, which both tools wait for), `dive IMAGE` in CI mode (CI=true,
+   its default rules) and image-advisor without the trace and dive, with the trace, and with
+   both; wall seconds and the peak memory (max RSS) of each process.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from pathlib import Path
 
 from image_advisor.diagnosis import DIVE
 
-from scripts.infra.engine import EngineError, docker, ensure_engine
+from scripts.infra.engine import EngineError, buildkit_client, docker, ensure_engine
 from scripts.results import RESULTS, machine, save_json
 from scripts.variants import ROOT
 
@@ -88,6 +89,7 @@ def main(argv: list[str] | None = None) -> int:
             tmp = Path(tmp_name)
             fresh, tool = install(tmp, args.image)
             commands = {
+                "docker save (the engine's export alone)": ([buildkit_client(), "save", args.image], None),
                 "dive --ci": ([DIVE, args.image], {**os.environ, "CI": "true"}),
                 "image-advisor --no-trace --no-dive": ([str(tool), args.image, "--no-trace", "--no-dive"], None),
                 "image-advisor --no-dive (with the trace)": ([str(tool), args.image, "--no-dive"], None),
