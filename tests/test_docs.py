@@ -111,3 +111,11 @@ def test_rule_table_credits_the_folders_the_findings_do():
         linked = {name for name in re.findall(r"\[([\w.]+)\]\(", cells[-1]) if name in folders}
         credited = {shown for key, shown in SHOWN_IN.items() if key.split("/")[0] in rules}
         assert linked == credited, f"{rules}: the table says {sorted(linked)}, the findings {sorted(credited)}"
+
+
+def test_the_readme_is_read_in_minutes_and_links_every_doc():
+    """At most 200 lines, and every page of docs/ reachable from it."""
+    text = (ROOT / "README.md").read_text()
+    assert len(text.splitlines()) <= 200
+    for page in sorted(ROOT.glob("docs/*.md")):
+        assert f"](docs/{page.name}" in text, page.name
