@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import gzip
 import io
+import json
 import random
 import tarfile
 
@@ -20,16 +21,27 @@ def test_the_counted_size_is_the_gzip_stream_a_push_would_send():
 
 
 def test_a_layer_kept_compressed_is_counted_as_its_tar(tmp_path):
+    """The same layer saved plain (the classic store) and gzip-compressed (as the containerd store may keep it)
+    counts the same bytes."""
     layer = b"layer tar bytes " * 10_000
-    archive = tmp_path / "saved.tar"
-    with tarfile.open(archive, "w") as out:
-        for name, body in (("plain/layer.tar", layer), ("blobs/sha256/abc", gzip.compress(layer))):
-            info = tarfile.TarInfo(name)
-            info.size = len(body)
-            out.addfile(info, io.BytesIO(body))
-    with tarfile.open(archive) as outer:
-        assert stand_ins.layer_stream(outer, "plain/layer.tar").read() == layer
-        assert stand_ins.layer_stream(outer, "blobs/sha256/abc").read() == layer
+    inner = io.BytesIO()
+    with tarfile.open(fileobj=inner, mode="w") as tar:
+        info = tarfile.TarInfo("usr/share/x")
+        info.size = len(layer)
+        tar.addfile(info, io.BytesIO(layer))
+    plain_layer = inner.getvalue()
+    counts = []
+    for body in (plain_layer, gzip.compress(plain_layer)):
+        archive = tmp_path / f"saved-{len(counts)}.tar"
+        manifest = json.dumps([{"Config": "c.json", "RepoTags": [], "Layers": ["l0/layer.tar"]}]).encode()
+        with tarfile.open(archive, "w") as out:
+            for name, data in (("c.json", b'{"rootfs": {"diff_ids": []}, "history": []}'),
+                               ("l0/layer.tar", body), ("manifest.json", manifest)):
+                info = tarfile.TarInfo(name)
+                info.size = len(data)
+                out.addfile(info, io.BytesIO(data))
+        counts.append(stand_ins.layers_compressed(archive))
+    assert counts[0] == counts[1] == (1, stand_ins.gzip_size(io.BytesIO(plain_layer)))
 
 
 def test_the_table_sets_each_stand_in_beside_its_published_figure():

@@ -13,14 +13,13 @@ and its date: no registry is reachable from the machine these figures come from.
 from __future__ import annotations
 
 import argparse
-import gzip
-import json
 import sys
-import tarfile
 import time
 import zlib
+from pathlib import Path
 from typing import IO, NamedTuple
 
+from image_advisor.archive import decompressed, image_manifest, open_source
 from image_advisor.engine import saved_image
 from image_advisor.errors import AdvisorError
 
@@ -62,26 +61,25 @@ def gzip_size(stream: IO[bytes]) -> int:
     return total + len(packer.flush())
 
 
-def layer_stream(outer: tarfile.TarFile, name: str) -> IO[bytes]:
-    """A layer of a saved archive as its uncompressed tar (the classic store saves them so; a layer kept
-    compressed, as the containerd store may, is unpacked first so every figure counts the same thing)."""
-    raw = outer.extractfile(name)
-    if raw is None:
-        raise EngineError(f"the saved archive's layer {name} is not a file")
-    head = raw.read(2)
-    raw.seek(0)
-    return gzip.GzipFile(fileobj=raw) if head == b"\x1f\x8b" else raw
+def layers_compressed(archive: Path) -> tuple[int, int]:
+    """(layers, their bytes gzip-compressed) of a saved archive, each layer read as its uncompressed tar
+    (a layer kept compressed, gzip or zstd, as the containerd store may keep it, is unpacked first)."""
+    with open_source(archive) as source:
+        _, refs = image_manifest(source)
+        total = 0
+        for ref in refs:
+            with source.open(ref.name) as raw:
+                total += gzip_size(decompressed(raw, source.size(ref.name)))
+    return len(refs), total
 
 
 def figures(ref: str) -> dict:
     """How big ref is in the engine and as a push would send its layers."""
     size = int(docker("image", "inspect", "--format", "{{.Size}}", ref).stdout.strip())
     listed = docker("image", "ls", "--format", "{{.Size}}", ref).stdout.split()
-    with saved_image(ref) as archive, tarfile.open(archive) as outer:
-        manifest = json.load(outer.extractfile("manifest.json"))  # type: ignore[arg-type]
-        layers = manifest[0]["Layers"]
-        compressed = sum(gzip_size(layer_stream(outer, name)) for name in layers)
-    return {"size_bytes": size, "image_ls": listed[0] if listed else "", "layers": len(layers),
+    with saved_image(ref) as archive:
+        layers, compressed = layers_compressed(archive)
+    return {"size_bytes": size, "image_ls": listed[0] if listed else "", "layers": layers,
             "compressed_bytes": compressed}
 
 
