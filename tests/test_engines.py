@@ -158,30 +158,42 @@ def listener():
         yield sock.getsockname()[1]
 
 
-def test_the_registry_port_skips_a_port_something_listens_on(listener, monkeypatch):
-    monkeypatch.delenv("REGISTRY_PORT", raising=False)
-    monkeypatch.setattr(registry, "REGISTRY_PORTS", range(listener, listener + 1))
-    with pytest.raises(EngineError, match=f"every port from {listener} to {listener} is taken"):
-        engines._free_port("127.0.0.1")
-
-
 def test_registry_port_from_the_environment(listener, monkeypatch):
+    monkeypatch.delenv("REGISTRY_PORT", raising=False)
+    assert engines._wanted_port("127.0.0.1") == registry.ANY_PORT  # the kernel picks one
     monkeypatch.setenv("REGISTRY_PORT", str(listener))
     with pytest.raises(EngineError, match=f"REGISTRY_PORT={listener} is taken"):
-        engines._free_port("127.0.0.1")
+        engines._wanted_port("127.0.0.1")
     monkeypatch.setenv("REGISTRY_PORT", "five")
     with pytest.raises(EngineError, match="not a port number"):
-        engines._free_port("127.0.0.1")
+        engines._wanted_port("127.0.0.1")
     with socket.socket() as sock:  # a port nothing listens on once this closes
         sock.bind(("127.0.0.1", 0))
         free = sock.getsockname()[1]
     monkeypatch.setenv("REGISTRY_PORT", str(free))
-    assert engines._free_port("127.0.0.1") == free
+    assert engines._wanted_port("127.0.0.1") == free
 
 
-def test_the_registry_port_search_starts_anywhere_and_finds_the_free_one(monkeypatch):
-    monkeypatch.delenv("REGISTRY_PORT", raising=False)
-    monkeypatch.setattr(registry, "REGISTRY_PORTS", range(5100, 5110))
-    assert {registry.shared_namespace_port(lambda port: port != 5107) for _ in range(30)} == {5107}
-    # with every port free, two measurements started together rarely try the same one
-    assert len({registry.shared_namespace_port(lambda port: False) for _ in range(30)}) > 1
+# What LISTENERS prints in a registry sharing an engine's namespace: dockerd listens on 2375 and
+# 41213, the registry (pid 1 here, sockets 88 and 91) on 40331 (0x9D8B), over IPv6, and holds a
+# connection (state 01) from port 5000 that is not a listener.
+V6 = "0" * 32  # the IPv6 any-address as /proc/net/tcp6 writes it
+SHARED_NAMESPACE = f"""\
+  sl  local_address rem_address   st tx_queue rx_queue tr tm->when retrnsmt   uid  timeout inode
+   0: 00000000:0947 00000000:0000 0A 00000000:00000000 00:00000000 00000000     0        0 71 1 0 100 0 0 10 0
+   1: 0100007F:1388 0100007F:A1B2 01 00000000:00000000 00:00000000 00000000     0        0 91 1 0 20 4 30 10 -1
+  sl  local_address                         remote_address                        st tx_queue rx_queue tr tm->when
+   0: {V6}:9D8B {V6}:0000 0A 00000000:00000000 00:00000000 00000000     0        0 88 1 0 100 0 0 10 0
+   1: {V6}:A0FD {V6}:0000 0A 00000000:00000000 00:00000000 00000000     0        0 880 1 0 100 0 0 10 0
+/dev/null
+pipe:[1036091]
+socket:[88]
+anon_inode:[eventpoll]
+socket:[91]
+"""
+
+
+def test_the_registry_port_is_its_own_listener_among_the_namespaces():
+    assert registry.own_listening_ports(SHARED_NAMESPACE) == {0x9D8B}
+    # before it listens: only others' sockets, so nothing (listening_port waits)
+    assert registry.own_listening_ports(SHARED_NAMESPACE.replace("socket:[88]", "pipe:[7]")) == set()

@@ -133,13 +133,13 @@ def _infra_image(arg: str) -> str:
             os.environ["DOCKER_HOST"] = saved
 
 
-def _free_port(address: str) -> int:
-    """registry.shared_namespace_port, probing address for a listener on each port it asks of."""
+def _wanted_port(address: str) -> int:
+    """registry.wanted_port, probing address for a listener on the port REGISTRY_PORT names."""
     def taken(port: int) -> bool:
         with socket.socket() as probe:
             probe.settimeout(2)
             return probe.connect_ex((address, port)) == 0
-    return registry.shared_namespace_port(taken)
+    return registry.wanted_port(taken)
 
 
 @contextlib.contextmanager
@@ -149,29 +149,33 @@ def measurement_infra(name: str) -> Iterator[registry.Infra]:
     The registry shares the engine container's network namespace, so the engine pushes to its own
     127.0.0.1:<port>, which Docker trusts without TLS, and nothing in the engine changes; this
     machine and the empty engine reach the registry at the engine container's address (the empty
-    engine told so by insecure-registries). The port is $REGISTRY_PORT, else a port of
-    registry.REGISTRY_PORTS nothing in the engine's namespace answers on, so two measurements on
-    one engine each get a registry of their own. The empty engine is a second container like the
-    first, on its network, with no volume of its own to outlive it. Both are removed on the way out.
+    engine told so by insecure-registries). The port is $REGISTRY_PORT, else one the kernel picks
+    free when the registry binds port 0, so two measurements on one engine each get a registry of
+    their own; emptying the registry starts it again on that port. The empty engine is a second
+    container like the first, on its network, with no volume of its own to outlive it. Both are
+    removed on the way out.
     """
     engine = by_name(name)
     host = _default_host()
     address = _address(engine.container, engine.container, host)
     suffix = secrets.token_hex(3)
     registry_container, node = f"{engine.container}-registry-{suffix}", f"{engine.container}-node-{suffix}"
-    port = _free_port(address)
-    pushed_to = f"{address}:{port}"
+    port = _wanted_port(address)
     started: list[str] = []
 
     def start_registry() -> None:
+        nonlocal port
         docker("rm", "-f", "-v", registry_container, host=host, check=False)
         docker("run", "-d", *LABEL, "--name", registry_container, "--network", f"container:{engine.container}",
                "-e", f"REGISTRY_HTTP_ADDR=:{port}", _infra_image("REGISTRY_IMAGE"), host=host)
-        registry.wait(lambda: registry.http_ok(f"http://{pushed_to}/v2/"), 60, "the registry")
+        if port == registry.ANY_PORT:
+            port = registry.listening_port(registry_container, host)
+        registry.wait(lambda: registry.http_ok(f"http://{address}:{port}/v2/"), 60, "the registry")
 
     try:
         started.append(registry_container)
         start_registry()
+        pushed_to = f"{address}:{port}"
         started.append(node)
         _run_dockerd(node, engine.container, "DIND26_IMAGE",
                      engine.daemon_json(**{"insecure-registries": [pushed_to]}), host=host)

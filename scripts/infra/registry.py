@@ -19,6 +19,7 @@ from __future__ import annotations
 import contextlib
 import json
 import os
+import re
 import secrets
 import sys
 import time
@@ -40,31 +41,52 @@ SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch en
 # The registry's port inside its own container: a namespace of its own, so no other registry shares it;
 # what this machine reaches is published on a port the engine picks free (127.0.0.1::5000).
 CONTAINER_PORT = 5000
-# Where a registry that shares an engine's network namespace may listen (engines.measurement_infra): the
-# first free one from a random place in the range, so two measurements started together rarely try the
-# same port; REGISTRY_PORT in the environment names one port instead.
-REGISTRY_PORTS = range(5000, 6000)
+# The port a registry that shares a network namespace with others is told to listen on when
+# REGISTRY_PORT does not name one: 0, so the kernel binds a free one (found by listening_port).
+ANY_PORT = 0
+# What listening_port reads inside the container: the namespace's TCP sockets, and which of them
+# belong to the container's own process.
+LISTENERS = 'cat /proc/net/tcp /proc/net/tcp6 2>/dev/null; for fd in /proc/1/fd/*; do readlink "$fd"; done'
 
 
-def shared_namespace_port(taken: Callable[[int], bool]) -> int:
-    """The port for a registry in a namespace others may use: $REGISTRY_PORT if set, else a port of
-    REGISTRY_PORTS that `taken` says nothing listens on."""
+def wanted_port(taken: Callable[[int], bool]) -> int:
+    """$REGISTRY_PORT if set (refused, in one line, when not a port or when `taken` says something
+    listens there), else ANY_PORT."""
     wanted = os.environ.get("REGISTRY_PORT", "").strip()
-    if wanted:
-        if not wanted.isdigit() or not 0 < int(wanted) < 65536:
-            raise EngineError(f"REGISTRY_PORT={wanted!r} is not a port number (1-65535)")
-        if taken(int(wanted)):
-            raise EngineError(f"REGISTRY_PORT={wanted} is taken: something already listens there "
-                              f"(unset REGISTRY_PORT to take a free one from {REGISTRY_PORTS.start} to "
-                              f"{REGISTRY_PORTS.stop - 1})")
-        return int(wanted)
-    start = secrets.randbelow(len(REGISTRY_PORTS))
-    for n in range(len(REGISTRY_PORTS)):
-        port = REGISTRY_PORTS[(start + n) % len(REGISTRY_PORTS)]
-        if not taken(port):
-            return port
-    raise EngineError(f"every port from {REGISTRY_PORTS.start} to {REGISTRY_PORTS.stop - 1} is taken: "
-                      "are that many measurements running on this engine? (REGISTRY_PORT=N picks one)")
+    if not wanted:
+        return ANY_PORT
+    if not wanted.isdigit() or not 0 < int(wanted) < 65536:
+        raise EngineError(f"REGISTRY_PORT={wanted!r} is not a port number (1-65535)")
+    if taken(int(wanted)):
+        raise EngineError(f"REGISTRY_PORT={wanted} is taken: something already listens there "
+                          "(unset REGISTRY_PORT and the registry takes a port the kernel finds free)")
+    return int(wanted)
+
+
+def own_listening_ports(listing: str) -> set[int]:
+    """The ports in LISTENERS' output that a socket of the process listens on: the rows of
+    /proc/net/tcp{,6} in state 0A (LISTEN) whose inode is one of its `socket:[inode]` descriptors.
+    Other processes' listeners in the same namespace are left out."""
+    sockets = set(re.findall(r"^socket:\[(\d+)\]$", listing, re.MULTILINE))
+    ports = set()
+    for fields in (line.split() for line in listing.splitlines()):
+        if len(fields) > 9 and fields[3] == "0A" and fields[9] in sockets:
+            ports.add(int(fields[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
+def listening_port(container: str, host: str | None = None, timeout: float = 60) -> int:
+    """The one TCP port the container's process listens on, once it does: how a registry told to
+    listen on port 0 is found, exactly, in a namespace other listeners share."""
+    found: set[int] = set()
+
+    def listens() -> bool:
+        out = docker("exec", container, "sh", "-c", LISTENERS, host=host, check=False, timeout=30)
+        found.clear()
+        found.update(own_listening_ports(out.stdout) if out.returncode == 0 else ())
+        return len(found) == 1
+    wait(listens, timeout, f"a listener in {container}")
+    return found.pop()
 
 
 @dataclass
