@@ -7,6 +7,8 @@ import hashlib
 import io
 import json
 import re
+import resource
+import signal
 import tarfile
 import time
 from pathlib import Path
@@ -18,7 +20,7 @@ from tarballs import tar_bytes
 from image_advisor import engine
 from image_advisor.archive import default_platform
 from image_advisor.engine import save_chunks, saved_image
-from image_advisor.errors import ArchiveError
+from image_advisor.errors import AdvisorError, ArchiveError
 from image_advisor.layers import analyze, read_saved, read_stream
 
 OCI_GZIP = "application/vnd.oci.image.layer.v1.tar+gzip"
@@ -230,6 +232,23 @@ def test_an_engine_image_reads_the_same_saved_and_as_zstd_and_gzip_layouts(tmp_p
     assert expected[2] == 4096 and "usr/lib/python3.11/site-packages/x-1.0.dist-info/RECORD" in expected[4]
     for compression in (OCI_ZSTD, OCI_GZIP, "estargz", OCI_TAR):
         assert summary(as_oci_layout(saved, tmp_path / compression.rsplit("+", 1)[-1], compression)) == expected
+
+
+def test_a_docker_save_that_cannot_be_written_is_one_line(engine_image):
+    """The temporary archive stops taking bytes (a full disk; here a file size limit): one line naming
+    the folder, no stack trace, and nothing left behind."""
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    previous = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # a write past the limit fails, EFBIG
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1024, hard))
+    try:
+        with pytest.raises(AdvisorError, match=r"^could not write .+'s docker save under (\S+): File too large") as exc:
+            with saved_image(engine_image):
+                pass
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, previous)
+    assert "\n" not in str(exc.value)
+    assert not Path(re.search(r"under (\S+):", str(exc.value)).group(1)).exists()
 
 
 def chunks_of(path: Path, size: int = 777) -> list[bytes]:

@@ -212,4 +212,7 @@ def saved_image(image: str) -> Iterator[Path]:
                     out.writelines(views)
         except (DockerException, BodyError) as exc:
             raise AdvisorError(f"docker save {image} failed: {exc}") from None
+        except OSError as exc:  # the temporary folder's disk full, or not writable
+            raise AdvisorError(f"could not write {image}'s docker save under {tmp}: "
+                               f"{exc.strerror or exc} (TMPDIR names another folder)") from None
         yield path
