@@ -24,7 +24,7 @@ $(foreach kv,$(ENGINE_VARS),$(eval export $(kv)))
 endif
 
 .PHONY: help venv model train evaluate engine bases wheels build-all smoke compare load batching sbom startup request-phases diagnose onnx-cuts stdlib-modules cuda-trim cluster scale \
-        serve benchmark serving-options gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
+        serve benchmark serving-options runtime-threads gpu-pack gpu-check lint unit advisor-test advisor-speed advisor-image integration test clean clean-images engine-down engines \
         installers releases reproducible compression peers peer-images stand-ins
 
 help:  ## list targets
@@ -70,6 +70,9 @@ benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput 
 
 serving-options: $(MODEL_STAMP)  ## app/ under gunicorn with uvloop and its C parser (gunicorn_h1c), each tried: p50 and the hostile set (local): results/serving-options.json
 	$(PY) -m scripts.bench.serving_options
+
+runtime-threads: $(VENV_STAMP)  ## onnx_image as shipped, with the tokenizer's own thread pool, with ONNX Runtime's threads spinning: p50, wrk at 8 and 32 (results/runtime-threads.json)
+	$(PY) -m scripts.bench.runtime_threads
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.infra.engine

@@ -48,6 +48,9 @@ class Settings:
     batch_tokens: int = 0
     # Requests that wait for the model share its next forward pass (COALESCE=0: each runs alone).
     coalesce: bool = True
+    # ONNX Runtime's threads busy-wait between the parallel parts of a pass (INTRA_OP_SPINNING=1, its own
+    # default) or sleep, leaving the cores to the HTTP threads under load (make runtime-threads measures both).
+    spinning: bool = False
     # The front (app/asgi.py): threads running the Flask app, requests that may wait for one
     # before 503, and how long a client may take to send its body before 408.
     app_threads: int = 32  # as many as one forward pass takes texts, so waiting requests can share it
@@ -73,6 +76,7 @@ class Settings:
             batch_size=_int_env("BATCH_SIZE", cls.batch_size),
             batch_tokens=_int_env("BATCH_TOKENS", cls.batch_tokens, minimum=0),
             coalesce=_bool_env("COALESCE", cls.coalesce),
+            spinning=_bool_env("INTRA_OP_SPINNING", cls.spinning),
             app_threads=_int_env("APP_THREADS", cls.app_threads),
             max_queued=_int_env("MAX_QUEUED", cls.max_queued, minimum=0),
             body_timeout=_int_env("BODY_TIMEOUT", cls.body_timeout),
@@ -84,7 +88,7 @@ class Settings:
 
         return load_model(self.model_dir, backend=self.backend, device=self.device,
                           batch_size=self.batch_size, threads=self.threads, batch_tokens=self.batch_tokens,
-                          coalesce=self.coalesce)
+                          coalesce=self.coalesce, spinning=self.spinning)
 
 
 def ensure_writable_tempdir() -> str:

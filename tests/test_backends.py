@@ -236,6 +236,37 @@ def test_the_model_thread_hands_memory_back_once_idle(tiny_model_dirs, monkeypat
     assert len(released) == 2
 
 
+def test_runtime_threads_sleep_unless_told_to_spin(tiny_onnx_dir, monkeypatch):
+    """INTRA_OP_SPINNING reaches ONNX Runtime's session: its threads sleep between the parallel parts of a pass
+    by default, busy-wait with 1."""
+    def allow_spinning(model) -> str:
+        return model.session().get_session_options().get_session_config_entry("session.intra_op.allow_spinning")
+
+    monkeypatch.delenv("INTRA_OP_SPINNING", raising=False)
+    assert Settings.from_env().spinning is False
+    assert allow_spinning(load_model(str(tiny_onnx_dir), threads=1)) == "0"
+    monkeypatch.setenv("INTRA_OP_SPINNING", "1")
+    model = load_model(str(tiny_onnx_dir), threads=1, spinning=Settings.from_env().spinning)
+    assert allow_spinning(model) == "1" and model.describe()["spinning"] is True
+    assert model.predict(["great film"])[0].label in {"NEGATIVE", "POSITIVE"}
+    monkeypatch.setenv("INTRA_OP_SPINNING", "sometimes")
+    with pytest.raises(SystemExit, match="INTRA_OP_SPINNING must be 1 or 0"):
+        Settings.from_env()
+
+
+def test_the_tokenizer_runs_on_the_thread_that_calls_it_unless_told_otherwise():
+    """TOKENIZERS_PARALLELISM is false once a backend can load (a pool of the tokenizer's own would hand off
+    every pass and spin against the runtime), and an explicit setting wins."""
+    script = ("import os, app.backends; print(os.environ['TOKENIZERS_PARALLELISM'])")
+    for given, expected in ((None, "false"), ("true", "true")):
+        env = {k: v for k, v in os.environ.items() if k != "TOKENIZERS_PARALLELISM"}
+        if given is not None:
+            env["TOKENIZERS_PARALLELISM"] = given
+        out = subprocess.run([sys.executable, "-c", script], env=env, cwd=ROOT, capture_output=True, text=True,
+                             check=True)
+        assert out.stdout.strip() == expected
+
+
 def test_onnx_session_keeps_no_cpu_arena_and_heavy_passes_still_release(tiny_onnx_dir):
     model = load_model(str(tiny_onnx_dir), threads=1)
     assert model.session().get_session_options().enable_cpu_mem_arena is False

@@ -24,6 +24,10 @@ BACKENDS = {"torch": "app.backends.torch_bert", "onnx": "app.backends.onnx_bert"
 # Official onnxruntime builds send usage telemetry on Linux too (1.2x+) unless this is set before
 # it initialises; a service should not phone home by default. ORT_DISABLE_TELEMETRY=0 opts back in.
 os.environ.setdefault("ORT_DISABLE_TELEMETRY", "1")
+# The tokenizer (Rust `tokenizers`) splits encode_batch over a thread pool of its own by default. One
+# forward pass runs at a time here and the runtime's threads already take every core, so that pool only
+# adds a hand-off per pass and spins against the runtime (make runtime-threads measures both ways).
+os.environ.setdefault("TOKENIZERS_PARALLELISM", "false")
 ONNX_FILE = "model.onnx"
 
 
@@ -71,9 +75,10 @@ def available_cpus() -> int:
 
 
 def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", batch_size: int = 32,
-               threads: int = 0, batch_tokens: int = 0, coalesce: bool = True) -> Model:
+               threads: int = 0, batch_tokens: int = 0, coalesce: bool = True, spinning: bool = False) -> Model:
     """Load model_dir with its backend; threads=0 means one per available CPU, batch_tokens=0 the default;
-    coalesce: requests waiting for the model share its next forward pass."""
+    coalesce: requests waiting for the model share its next forward pass; spinning: the runtime's
+    threads busy-wait between the parallel parts of a pass (ONNX Runtime's own default) instead of sleeping."""
     hand_back_large_allocations()
     name = backend_for(model_dir, backend)
     module = importlib.import_module(BACKENDS[name])
@@ -81,6 +86,7 @@ def load_model(model_dir: str, *, backend: str = "auto", device: str = "auto", b
     if batch_tokens:
         model.batch_tokens = batch_tokens
     model.coalesce = coalesce
+    model.spinning = spinning
     return model
 
 
@@ -173,6 +179,8 @@ class BatchedClassifier:
     memory_per_token_pair = 0
     # Requests that may share a forward pass (COALESCE; False: each request runs in its own passes).
     coalesce = True
+    # The runtime's threads busy-wait between a pass's parallel parts (INTRA_OP_SPINNING=1; ONNX backend).
+    spinning = False
     # Requests of several passes (or heavy ones) in progress at once: the worst allowed takes ~2 s with
     # torch on 2 cores, so two of them end inside the 8 s stop grace however many threads wait.
     multi_pass_at_once = 2
@@ -202,6 +210,7 @@ class BatchedClassifier:
         return {"model": self.name, "labels": self.labels, "device": self.device, "max_length": self.max_length,
                 "backend": self.backend, "versions": self.versions(), "threads": self.threads,
                 "batch_size": self.batch_size, "batch_tokens": self.batch_tokens, "coalesce": self.coalesce,
+                "spinning": self.spinning,
                 "load_seconds": round(self.load_seconds, 3)}
 
     def versions(self) -> dict[str, str]:

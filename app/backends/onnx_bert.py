@@ -81,6 +81,9 @@ class OnnxClassifier(BatchedClassifier):
                 # No CPU arena: it keeps the peak of the largest pass for ever, and is no faster here
                 # (single sentence and batch of 32 alike); freed passes go back to the OS when idle.
                 options.enable_cpu_mem_arena = False
+                # Threads that sleep between the parallel parts of a pass leave the cores to the HTTP threads,
+                # which under load parse the next requests meanwhile; spinning answers a lone request a bit sooner.
+                options.add_session_config_entry("session.intra_op.allow_spinning", "1" if self.spinning else "0")
                 providers = ["CPUExecutionProvider"]
                 if self.device == "cuda":
                     providers.insert(0, GPU_PROVIDER)
