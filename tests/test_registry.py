@@ -58,7 +58,7 @@ def test_privileged_dind_when_the_engine_allows_it(fake):
 def test_refused_privileged_falls_back_to_named_capabilities(fake, capsys):
     engine = fake(refuse_privileged=CAPS_ERROR)
     with registry.measurement_infra(mirror=True) as infra:
-        assert infra.registry_for_scratch == f"{registry.REGISTRY_ALIAS}:5000"
+        assert infra.registry_for_scratch == f"{registry.REGISTRY_ALIAS}:{registry.CONTAINER_PORT}"
     first, second = engine_runs(engine)
     assert "--privileged" in first
     assert "--privileged" not in second
@@ -66,7 +66,7 @@ def test_refused_privileged_falls_back_to_named_capabilities(fake, capsys):
     # the entrypoint makes the cgroups writable, then starts dockerd with the same flags
     image = second.index("stand-in/DIND_IMAGE")
     assert second[image + 1:image + 3] == ("-c", registry.WRITABLE_CGROUPS)
-    assert f"--registry-mirror=http://{registry.REGISTRY_ALIAS}:5000" in second
+    assert f"--registry-mirror=http://{registry.REGISTRY_ALIAS}:{registry.CONTAINER_PORT}" in second
     # the container the refused run created is removed before its name is used again
     name = second[second.index("--name") + 1]
     between = engine.calls[engine.calls.index(first) + 1:engine.calls.index(second)]

@@ -35,6 +35,7 @@ from pathlib import Path
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.registry import (
     CONFINED,
+    CONTAINER_PORT,
     REGISTRY_ALIAS,
     WRITABLE_CGROUPS,
     _infra_image,
@@ -76,7 +77,7 @@ class Cluster:
             docker("push", "--quiet", local, timeout=1800)
         finally:
             docker("rmi", local, check=False)
-        return f"{REGISTRY_ALIAS}:5000/{repo}:{tag}"
+        return f"{REGISTRY_ALIAS}:{CONTAINER_PORT}/{repo}:{tag}"
 
     def deploy(self, name: str, ref: str, replicas: int = 1, *extra: str) -> None:
         """A service with host-mode publishing: at most one replica per node (they share the port)."""
@@ -170,7 +171,7 @@ def _privileged_allowed() -> bool:
 
 
 def _node(container: str, network: str, privileged: bool) -> Node:
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:5000"]
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{CONTAINER_PORT}"]
     mode = ["--privileged"] if privileged else [*CONFINED, "--cap-add", "SYS_PTRACE", "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *LABEL, "--name", container, "--hostname", container, *mode, "--network", network,
@@ -193,8 +194,8 @@ def swarm_cluster(nodes: int = 3, log=print) -> Iterator[Cluster]:
     try:
         containers.append(f"{name}-registry")
         docker("run", "-d", *LABEL, "--name", containers[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
-               "-p", "127.0.0.1::5000", _infra_image("REGISTRY_IMAGE"))
-        cluster = Cluster(name, published(containers[-1], 5000))
+               "-p", f"127.0.0.1::{CONTAINER_PORT}", _infra_image("REGISTRY_IMAGE"))
+        cluster = Cluster(name, published(containers[-1], CONTAINER_PORT))
         wait_for(lambda: http_ok(f"http://{cluster.registry}/v2/"), 60, "the registry", containers[-1])
         privileged = _privileged_allowed()
         log(f"[swarm] starting {nodes} node(s) ({'privileged' if privileged else 'confined'} engine containers) ...")
@@ -223,7 +224,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_engine()
         with swarm_cluster(args.nodes) as cluster:
             print(f"registry: {cluster.registry} (docker push {cluster.registry}/<repo>:<tag>; "
-                  f"nodes pull {REGISTRY_ALIAS}:5000/<repo>:<tag>)")
+                  f"nodes pull {REGISTRY_ALIAS}:{CONTAINER_PORT}/<repo>:<tag>)")
             for node in cluster.nodes:
                 role = "manager" if node is cluster.manager else "worker"
                 print(f"{node.container} ({role}): DOCKER_HOST={node.host}, port {SERVICE_PORT} at {node.service_url}")
