@@ -15,9 +15,11 @@ CAPS_ERROR = "docker: Error response from daemon: runc create failed: unable to 
 class FakeEngine:
     """Records every docker call; `docker run --privileged` fails as refuse_privileged says."""
 
-    def __init__(self, refuse_privileged: str | None):
+    def __init__(self, refuse_privileged: str | None, ports_taken: int = 0):
         self.refuse_privileged = refuse_privileged
+        self.ports_taken = ports_taken  # this many registry runs fail: their port got taken meanwhile
         self.calls: list[tuple[str, ...]] = []
+        self.started: list[tuple[str, ...]] = []
 
     def __call__(self, *args: str, check: bool = True, **_kw) -> subprocess.CompletedProcess:
         self.calls.append(args)
@@ -25,6 +27,11 @@ class FakeEngine:
             if check:
                 raise EngineError(f"docker run -d --label failed: {self.refuse_privileged}")
             return subprocess.CompletedProcess(args, 125, "", self.refuse_privileged)
+        if args[0] == "run" and "stand-in/REGISTRY_IMAGE" in args and self.ports_taken:
+            self.ports_taken -= 1
+            return subprocess.CompletedProcess(args, 125, "", "Bind for 127.0.0.1:5 failed: port is already allocated")
+        if args[0] == "run":
+            self.started.append(args)
         return subprocess.CompletedProcess(args, 0, "", "")
 
     def runs(self) -> list[tuple[str, ...]]:
@@ -33,14 +40,22 @@ class FakeEngine:
 
 @pytest.fixture
 def fake(monkeypatch):
-    def make(refuse_privileged: str | None) -> FakeEngine:
-        engine = FakeEngine(refuse_privileged)
+    def make(refuse_privileged: str | None, ports_taken: int = 0) -> FakeEngine:
+        engine = FakeEngine(refuse_privileged, ports_taken)
         monkeypatch.setattr(registry, "docker", engine)
         monkeypatch.setattr(registry, "published", lambda container, port: f"127.0.0.1:{40000 + port}")
         monkeypatch.setattr(registry, "wait", lambda *a, **kw: None)
         monkeypatch.setattr(registry, "_infra_image", lambda arg: f"stand-in/{arg}")
         return engine
     return make
+
+
+def registry_port(engine: FakeEngine) -> int:
+    """The port the started registry listens on, and is published at, as its `docker run` said."""
+    (run,) = [r for r in engine.runs() if "stand-in/REGISTRY_IMAGE" in r and r in engine.started]
+    listen = run[run.index("-e") + 1].removeprefix("REGISTRY_HTTP_ADDR=:")
+    assert f"127.0.0.1:{listen}:{listen}" in run
+    return int(listen)
 
 
 def engine_runs(engine: FakeEngine) -> list[tuple[str, ...]]:
@@ -58,7 +73,9 @@ def test_privileged_dind_when_the_engine_allows_it(fake):
 def test_refused_privileged_falls_back_to_named_capabilities(fake, capsys):
     engine = fake(refuse_privileged=CAPS_ERROR)
     with registry.measurement_infra(mirror=True) as infra:
-        assert infra.registry_for_scratch == f"{registry.REGISTRY_ALIAS}:{registry.CONTAINER_PORT}"
+        port = registry_port(engine)
+        assert infra.registry_for_scratch == f"{registry.REGISTRY_ALIAS}:{port}"
+        assert infra.registry == f"127.0.0.1:{port}"
     first, second = engine_runs(engine)
     assert "--privileged" in first
     assert "--privileged" not in second
@@ -66,7 +83,7 @@ def test_refused_privileged_falls_back_to_named_capabilities(fake, capsys):
     # the entrypoint makes the cgroups writable, then starts dockerd with the same flags
     image = second.index("stand-in/DIND_IMAGE")
     assert second[image + 1:image + 3] == ("-c", registry.WRITABLE_CGROUPS)
-    assert f"--registry-mirror=http://{registry.REGISTRY_ALIAS}:{registry.CONTAINER_PORT}" in second
+    assert f"--registry-mirror=http://{registry.REGISTRY_ALIAS}:{registry_port(engine)}" in second
     # the container the refused run created is removed before its name is used again
     name = second[second.index("--name") + 1]
     between = engine.calls[engine.calls.index(first) + 1:engine.calls.index(second)]
@@ -91,3 +108,24 @@ def test_everything_started_is_removed_on_the_way_out(fake):
     removed = {c[-1] for c in engine.calls if c[:3] == ("rm", "-f", "-v")}
     assert started <= removed
     assert any(c[:2] == ("network", "rm") for c in engine.calls)
+
+
+def test_the_registry_takes_a_free_port_and_tries_again_if_it_was_taken_meanwhile(fake, monkeypatch):
+    monkeypatch.delenv("REGISTRY_PORT", raising=False)
+    engine = fake(refuse_privileged=None, ports_taken=2)
+    with registry.measurement_infra() as infra:
+        port = registry_port(engine)
+        assert infra.registry == f"127.0.0.1:{port}" and not registry.listens_here(port)
+    tried = [r for r in engine.runs() if "stand-in/REGISTRY_IMAGE" in r]
+    assert len(tried) == 3  # two refused, then started
+    name = tried[0][tried[0].index("--name") + 1]
+    assert sum(c[:4] == ("rm", "-f", "-v", name) for c in engine.calls) >= 2  # each refused one removed
+
+
+def test_a_registry_port_the_user_names_is_not_replaced(fake, monkeypatch):
+    engine = fake(refuse_privileged=None, ports_taken=1)
+    monkeypatch.setenv("REGISTRY_PORT", str(registry.free_port()))
+    with pytest.raises(EngineError, match="port is already allocated"):
+        with registry.measurement_infra():
+            pass
+    assert len([r for r in engine.runs() if "stand-in/REGISTRY_IMAGE" in r]) == 1

@@ -21,6 +21,7 @@ import json
 import os
 import re
 import secrets
+import socket
 import sys
 import time
 import urllib.request
@@ -38,9 +39,6 @@ MANIFEST_TYPES = ", ".join([
 ])
 REGISTRY_ALIAS = "registry"  # the registry's name on the infra network, as the scratch engine sees it
 SERVICE_PORT = 8000  # the fresh-node container binds this inside the scratch engine's network
-# The registry's port inside its own container: a namespace of its own, so no other registry shares it;
-# what this machine reaches is published on a port the engine picks free (127.0.0.1::5000).
-CONTAINER_PORT = 5000
 # The port a registry that shares a network namespace with others is told to listen on when
 # REGISTRY_PORT does not name one: 0, so the kernel binds a free one (found by listening_port).
 ANY_PORT = 0
@@ -61,6 +59,40 @@ def wanted_port(taken: Callable[[int], bool]) -> int:
         raise EngineError(f"REGISTRY_PORT={wanted} is taken: something already listens there "
                           "(unset REGISTRY_PORT and the registry takes a port the kernel finds free)")
     return int(wanted)
+
+
+def free_port() -> int:
+    """A TCP port nothing on this machine's 127.0.0.1 listens on right now (the kernel's pick)."""
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def listens_here(port: int) -> bool:
+    with socket.socket() as probe:
+        probe.settimeout(2)
+        return probe.connect_ex(("127.0.0.1", port)) == 0
+
+
+PORT_TAKEN = ("port is already allocated", "address already in use")
+
+
+def run_registry(container: str, network: str, label: list[str], tries: int = 5) -> int:
+    """Start the registry on network (as REGISTRY_ALIAS), listening on $REGISTRY_PORT or a port free
+    on this machine, published on 127.0.0.1 at the same number, so this machine and the network
+    reach it on one port; that port. A free port taken before `docker run` binds it is tried again."""
+    wanted = wanted_port(listens_here)
+    for _ in range(tries):
+        port = wanted or free_port()
+        proc = docker("run", "-d", *label, "--name", container, "--network", network, "--network-alias",
+                      REGISTRY_ALIAS, "-e", f"REGISTRY_HTTP_ADDR=:{port}", "-p", f"127.0.0.1:{port}:{port}",
+                      _infra_image("REGISTRY_IMAGE"), check=False)
+        if proc.returncode == 0:
+            return port
+        docker("rm", "-f", "-v", container, check=False)  # created, never started
+        if wanted or not any(taken in proc.stderr for taken in PORT_TAKEN):
+            raise EngineError(f"docker run {container} failed: {proc.stderr.strip()[-2000:]}")
+    raise EngineError(f"no free port for the registry after {tries} tries (REGISTRY_PORT=N picks one)")
 
 
 def own_listening_ports(listing: str) -> set[int]:
@@ -159,9 +191,8 @@ def measurement_infra(mirror: bool = False, wheelhouse: Path | None = None) -> I
     names: list[str] = []
     try:
         names.append(f"{name}-registry")
-        docker("run", "-d", *label, "--name", names[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
-               "-p", f"127.0.0.1::{CONTAINER_PORT}", _infra_image("REGISTRY_IMAGE"))
-        registry = published(names[-1], CONTAINER_PORT)
+        port = run_registry(names[-1], name, label)
+        registry = f"127.0.0.1:{port}"
         wait(lambda: http_ok(f"http://{registry}/v2/"), 60, "the registry", names[-1])
         names.append(f"{name}-engine")
         try:
@@ -195,9 +226,10 @@ WRITABLE_CGROUPS = ('for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mount -o remo
 def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool,
           privileged: bool = True) -> Infra:
     """docker:dind (its own data volume) on the infra network; API on 127.0.0.1."""
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{CONTAINER_PORT}"]
+    on_network = f"{REGISTRY_ALIAS}:{registry.rsplit(':', 1)[1]}"  # the same port on the network
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={on_network}"]
     if mirror:
-        flags.append(f"--registry-mirror=http://{REGISTRY_ALIAS}:{CONTAINER_PORT}")
+        flags.append(f"--registry-mirror=http://{on_network}")
     mode = ["--privileged"] if privileged else [*CONFINED, "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *label, "--name", container, *mode, "--network", network,
@@ -205,7 +237,7 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     scratch = "tcp://" + published(container, 2375)
     wait(lambda: engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
-    return Infra(registry, f"{REGISTRY_ALIAS}:{CONTAINER_PORT}", scratch, f"0.0.0.0:{SERVICE_PORT}",
+    return Infra(registry, on_network, scratch, f"0.0.0.0:{SERVICE_PORT}",
                  "http://" + published(container, SERVICE_PORT))
 
 

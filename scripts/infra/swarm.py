@@ -35,13 +35,13 @@ from pathlib import Path
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.registry import (
     CONFINED,
-    CONTAINER_PORT,
     REGISTRY_ALIAS,
     WRITABLE_CGROUPS,
     _infra_image,
     engine_answers,
     http_ok,
     published,
+    run_registry,
 )
 from scripts.infra.registry import wait as wait_for
 
@@ -77,7 +77,12 @@ class Cluster:
             docker("push", "--quiet", local, timeout=1800)
         finally:
             docker("rmi", local, check=False)
-        return f"{REGISTRY_ALIAS}:{CONTAINER_PORT}/{repo}:{tag}"
+        return f"{self.on_network}/{repo}:{tag}"
+
+    @property
+    def on_network(self) -> str:
+        """The registry as the nodes reach it: its name on the network, the same port as here."""
+        return f"{REGISTRY_ALIAS}:{self.registry.rsplit(':', 1)[1]}"
 
     def deploy(self, name: str, ref: str, replicas: int = 1, *extra: str) -> None:
         """A service with host-mode publishing: at most one replica per node (they share the port)."""
@@ -170,8 +175,9 @@ def _privileged_allowed() -> bool:
     return probe.returncode == 0
 
 
-def _node(container: str, network: str, privileged: bool) -> Node:
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={REGISTRY_ALIAS}:{CONTAINER_PORT}"]
+def _node(container: str, network: str, privileged: bool, registry: str) -> Node:
+    """A fresh engine on network that pulls from registry (name:port on the network) without TLS."""
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={registry}"]
     mode = ["--privileged"] if privileged else [*CONFINED, "--cap-add", "SYS_PTRACE", "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *LABEL, "--name", container, "--hostname", container, *mode, "--network", network,
@@ -193,15 +199,13 @@ def swarm_cluster(nodes: int = 3, log=print) -> Iterator[Cluster]:
     containers: list[str] = []
     try:
         containers.append(f"{name}-registry")
-        docker("run", "-d", *LABEL, "--name", containers[-1], "--network", name, "--network-alias", REGISTRY_ALIAS,
-               "-p", f"127.0.0.1::{CONTAINER_PORT}", _infra_image("REGISTRY_IMAGE"))
-        cluster = Cluster(name, published(containers[-1], CONTAINER_PORT))
+        cluster = Cluster(name, f"127.0.0.1:{run_registry(containers[-1], name, LABEL)}")
         wait_for(lambda: http_ok(f"http://{cluster.registry}/v2/"), 60, "the registry", containers[-1])
         privileged = _privileged_allowed()
         log(f"[swarm] starting {nodes} node(s) ({'privileged' if privileged else 'confined'} engine containers) ...")
         for i in range(nodes):
             containers.append(f"{name}-node{i}")
-            cluster.nodes.append(_node(containers[-1], name, privileged))
+            cluster.nodes.append(_node(containers[-1], name, privileged, cluster.on_network))
         manager = cluster.manager
         docker("swarm", "init", "--advertise-addr", manager.address, host=manager.host, timeout=60)
         token = docker("swarm", "join-token", "-q", "worker", host=manager.host).stdout.strip()
@@ -224,7 +228,7 @@ def main(argv: list[str] | None = None) -> int:
         ensure_engine()
         with swarm_cluster(args.nodes) as cluster:
             print(f"registry: {cluster.registry} (docker push {cluster.registry}/<repo>:<tag>; "
-                  f"nodes pull {REGISTRY_ALIAS}:{CONTAINER_PORT}/<repo>:<tag>)")
+                  f"nodes pull {cluster.on_network}/<repo>:<tag>)")
             for node in cluster.nodes:
                 role = "manager" if node is cluster.manager else "worker"
                 print(f"{node.container} ({role}): DOCKER_HOST={node.host}, port {SERVICE_PORT} at {node.service_url}")
