@@ -8,6 +8,7 @@ import pytest
 
 from scripts.infra import registry
 from scripts.infra.engine import EngineError
+from scripts.traffic.latency import free_port
 
 CAPS_ERROR = "docker: Error response from daemon: runc create failed: unable to apply caps: operation not permitted"
 
@@ -124,7 +125,7 @@ def test_the_registry_takes_a_free_port_and_tries_again_if_it_was_taken_meanwhil
 
 def test_a_registry_port_the_user_names_is_not_replaced(fake, monkeypatch):
     engine = fake(refuse_privileged=None, ports_taken=1)
-    monkeypatch.setenv("REGISTRY_PORT", str(registry.free_port()))
+    monkeypatch.setenv("REGISTRY_PORT", str(free_port()))
     with pytest.raises(EngineError, match="port is already allocated"):
         with registry.measurement_infra():
             pass

@@ -33,7 +33,6 @@ import hashlib
 import json
 import os
 import secrets
-import socket
 import subprocess
 import sys
 from collections.abc import Iterator
@@ -135,11 +134,7 @@ def _infra_image(arg: str) -> str:
 
 def _wanted_port(address: str) -> int:
     """registry.wanted_port, probing address for a listener on the port REGISTRY_PORT names."""
-    def taken(port: int) -> bool:
-        with socket.socket() as probe:
-            probe.settimeout(2)
-            return probe.connect_ex((address, port)) == 0
-    return registry.wanted_port(taken)
+    return registry.wanted_port(lambda port: registry.listens_here(port, address))
 
 
 @contextlib.contextmanager

@@ -31,6 +31,7 @@ from pathlib import Path
 
 from scripts.infra import bases
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, sdk
+from scripts.traffic.latency import free_port
 from scripts.variants import ROOT
 
 MANIFEST_TYPES = ", ".join([
@@ -61,17 +62,11 @@ def wanted_port(taken: Callable[[int], bool]) -> int:
     return int(wanted)
 
 
-def free_port() -> int:
-    """A TCP port nothing on this machine's 127.0.0.1 listens on right now (the kernel's pick)."""
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        return sock.getsockname()[1]
-
-
-def listens_here(port: int) -> bool:
+def listens_here(port: int, address: str = "127.0.0.1") -> bool:
+    """Something accepts connections on address:port (a port REGISTRY_PORT may not name)."""
     with socket.socket() as probe:
         probe.settimeout(2)
-        return probe.connect_ex(("127.0.0.1", port)) == 0
+        return probe.connect_ex((address, port)) == 0
 
 
 PORT_TAKEN = ("port is already allocated", "address already in use")
@@ -83,7 +78,7 @@ def run_registry(container: str, network: str, label: list[str], tries: int = 5)
     reach it on one port; that port. A free port taken before `docker run` binds it is tried again."""
     wanted = wanted_port(listens_here)
     for _ in range(tries):
-        port = wanted or free_port()
+        port = wanted or free_port()  # the kernel's pick on this machine
         proc = docker("run", "-d", *label, "--name", container, "--network", network, "--network-alias",
                       REGISTRY_ALIAS, "-e", f"REGISTRY_HTTP_ADDR=:{port}", "-p", f"127.0.0.1:{port}:{port}",
                       _infra_image("REGISTRY_IMAGE"), check=False)
