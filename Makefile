@@ -13,7 +13,7 @@ DEV_STAMP := .venv/.installed-dev
 # make_model writes model/ (torch), then model-onnx/ and model-onnx-int8/: the last file stands for all three.
 MODEL_STAMP := model-onnx-int8/model.onnx
 export VARIANTS FLAVOR BASES GPU CONCURRENCY DURATION MIX CLIENT LOAD_ENV PLATFORM WHEELHOUSE KEEP_IMAGES CUDA_TRIM START_RUNS \
-       BUILD_CACHE_KEEP REGISTRY_PORT
+       BUILD_CACHE_KEEP DISK_CHECK REGISTRY_PORT
 
 # ENGINE=docker26|docker26-containerd: every target runs against that engine, a container of the default one
 # (scripts/infra/engines.py; results under results/engines/ENGINE/). `make engine-down` removes them.

@@ -5,8 +5,6 @@ from __future__ import annotations
 import os
 import subprocess
 
-import pytest
-
 from scripts.images import clean
 
 
@@ -62,13 +60,6 @@ def test_labelled_containers_then_their_volumes_go(monkeypatch):
     removals = [c for c in calls if "rm" in c[:2]]
     assert removals == [("rm", "-f", "-v", "c1"), ("network", "rm", "n1"), ("volume", "rm", "bert-engine-docker26-abc")]
     assert all(f"label={clean.PROJECT_LABEL}" in c for c in calls if "ls" in c[:2] or c[0] == "ps")
-
-
-def test_parse_size():
-    assert clean.parse_size("29.39GB") == 29_390_000_000
-    assert clean.parse_size("0B") == 0 and clean.parse_size("512kB") == 512_000
-    with pytest.raises(ValueError):
-        clean.parse_size("lots")
 
 
 def test_only_dead_scratch_engines_are_stale(tmp_path):

@@ -58,7 +58,7 @@ from scripts.images.build import (
 )
 from scripts.images.container import Container, container_memory, fresh_node, has_shell, process_uids
 from scripts.images.context import scratch_context
-from scripts.infra import registry
+from scripts.infra import disk, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
@@ -220,6 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         setup = prepare(args.flavor, variants=variants)  # the engine first: a fresh machine may have none yet
         unbuilt = [v.name for v in variants if docker("image", "inspect", v.image, check=False).returncode != 0]
         builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
+        # Its builds and the rebuilds after an edit leave about the images' size each as build cache.
+        disk.check_room(disk.room_needed([builds.get(v.name, {}).get("size_bytes") for v in variants]), "make compare")
         with contextlib.ExitStack() as stack:
             infra = None if "push" in skip else stack.enter_context(registry.measurement_infra())
             if infra:

@@ -21,7 +21,7 @@ from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
 
-from scripts.infra import bases, emulation, wheelhouse
+from scripts.infra import bases, disk, emulation, wheelhouse
 from scripts.infra.engine import (
     PROJECT_LABEL,
     EngineError,
@@ -302,6 +302,9 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
                          "passed to build_all")
     path = flavored(BUILD_JSON, setup.flavor, setup.platform)
     results = load_json(path).get("variants", {})
+    if not cached:
+        disk.check_room(disk.room_needed([results.get(v.name, {}).get("size_bytes") for v in variants]),
+                        f"a cold build of {', '.join(v.name for v in variants)}")
     with setup.wheels():
         for n, variant in enumerate(variants, 1):
             kind = "cached" if cached else "cold"

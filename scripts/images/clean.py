@@ -20,9 +20,7 @@ freed, as the engine counts it (`docker system df`) plus the scratch engines' fo
 from __future__ import annotations
 
 import argparse
-import json
 import os
-import re
 import shutil
 import subprocess
 import sys
@@ -30,35 +28,22 @@ from pathlib import Path
 
 from scripts.images.build import trim_build_cache
 from scripts.infra.bases import BASES, INFRA, STAND_IN_LABEL
+from scripts.infra.disk import usage
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine
 from scripts.peers import IMAGE_REPO as PEERS_REPO
 from scripts.results import human_bytes
 from scripts.variants import ARCHES, IMAGE_REPO, RELEASE_REPO
 
 SCRATCH_ROOTS = Path("/var/tmp")
-UNITS = {"B": 1, "kB": 1e3, "KB": 1e3, "MB": 1e6, "GB": 1e9, "TB": 1e12}
 
 
 def log(msg: str) -> None:
     print(f"[clean] {msg}", file=sys.stderr, flush=True)
 
 
-def parse_size(text: str) -> int:
-    """`docker system df`'s sizes ('29.39GB', '0B', '512kB') in bytes."""
-    m = re.fullmatch(r"([\d.]+)\s*([kKMGT]?B)", text.strip())
-    if not m:
-        raise ValueError(f"unrecognised size {text!r}")
-    return int(float(m.group(1)) * UNITS[m.group(2)])
-
-
 def engine_usage() -> int:
     """Bytes of images + build cache + containers, as `docker system df` reports them."""
-    total = 0
-    for line in docker("system", "df", "--format", "{{json .}}").stdout.splitlines():
-        row = json.loads(line)
-        if row.get("Type") in {"Images", "Build Cache", "Containers"}:
-            total += parse_size(row["Size"])
-    return total
+    return sum(n for kind, n in usage().items() if kind in {"Images", "Build Cache", "Containers"})
 
 
 def project_images() -> list[str]:

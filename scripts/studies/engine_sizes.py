@@ -29,8 +29,8 @@ from image_advisor.engine import saved_image
 from image_advisor.errors import AdvisorError
 from image_advisor.layers import analyze, read_saved
 
-from scripts.images.clean import parse_size
 from scripts.infra import engines
+from scripts.infra.disk import parse_size
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm, sdk
 from scripts.results import RESULTS, human_bytes, load_json, machine, save_json
 from scripts.variants import ROOT, VARIANTS, select

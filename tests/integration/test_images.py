@@ -1,4 +1,4 @@
-"""Integration: build all five images from scratch (cold), then smoke-test each one in a container.
+"""Integration: build all six images from scratch (cold), then smoke-test each one in a container.
 
 This is what CI runs after the unit tests (`make integration`). It needs a Docker engine,
 which scripts.infra.engine finds or starts (installing docker.io on a fresh Debian machine).
@@ -14,10 +14,26 @@ from scripts.advisor.profile import SERVICE_REQUESTS, profile
 from scripts.images.build import build_all, build_image, prepare
 from scripts.images.container import NEGATIVE, POSITIVE, Container, classify, has_shell, process_uids
 from scripts.images.smoke import smoke_variant
-from scripts.infra.engine import docker
+from scripts.infra import disk
+from scripts.infra.engine import EngineError, docker
 from scripts.variants import BY_NAME, VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3
+
+
+def test_a_cold_build_without_room_stops_before_building(monkeypatch):
+    """On this engine: when its disk lacks the room a cold build needs, build_all stops in one line and
+    builds nothing, before the build would fail half-way with "No space left on device"."""
+    setup = prepare("cpu")
+    if disk.engine_root_here() is None:
+        pytest.skip("the engine's disk is not on this machine")
+    image = BY_NAME["onnx_image"].image
+    before = docker("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout
+    monkeypatch.setattr(disk, "room_needed", lambda sizes: 10**15)
+    with pytest.raises(EngineError) as err:
+        build_all([BY_NAME["onnx_image"]], setup, cached=False)
+    assert "\n" not in str(err.value) and "a cold build of onnx_image needs about" in str(err.value)
+    assert docker("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout == before
 
 
 @pytest.fixture(scope="module")
