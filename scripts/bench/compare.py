@@ -43,7 +43,6 @@ from image_advisor.pictures import stacked_chart
 
 from scripts.advisor.diagnose import analyze_image
 from scripts.bench import cuda_libs, installers, memory_peak, startup
-from scripts.deploy import kubernetes
 from scripts.images.build import (
     BUILD_JSON,
     BuildError,
@@ -62,7 +61,7 @@ from scripts.infra import disk, registry
 from scripts.infra.engine import EngineError, docker, finish_cleanly_on_sigterm
 from scripts.model.assemble import new_weights
 from scripts.model.make_model import TRAINED_PART
-from scripts.reports import docs
+from scripts.reports.regenerate import regenerate
 from scripts.reports.report import chart, markdown, terminal_rows
 from scripts.results import RESULTS, flavored, human_bytes, load_json, machine, print_table, save_json
 from scripts.traffic import hostile, latency
@@ -250,17 +249,6 @@ def main(argv: list[str] | None = None) -> int:
     write_reports(args.out, where, merged(previous, data), args.flavor)
     regenerate(args.out)
     return 0
-
-
-def regenerate(out: Path) -> list[Path]:
-    """Every generated block of the docs and every Kubernetes overlay, from the results just written."""
-    if os.environ.get("ENGINE", "").strip() or out.resolve() != (docs.ROOT / "results").resolve():
-        log(f"docs and overlays left as they are: they show results/, not {out}")
-        return []
-    changed = docs.rewrite() + kubernetes.write()
-    names = ", ".join(str(p.relative_to(docs.ROOT)) for p in changed) or "none (the figures they show are unchanged)"
-    print(f"rewritten from the new results: {names}")
-    return changed
 
 
 def full_run(seconds: float, rows: dict, unbuilt: list[str], skip: set[str]) -> dict:

@@ -16,9 +16,11 @@ from scripts.images.container import NEGATIVE, POSITIVE, Container, classify, ha
 from scripts.images.smoke import smoke_variant
 from scripts.infra import disk
 from scripts.infra.engine import EngineError, docker
+from scripts.results import RESULTS
 from scripts.variants import BY_NAME, VARIANTS
 
 SMALLEST_TO_NAIVE_MAX = 1 / 3
+BUILD_RECORD_BEFORE = (RESULTS / "build.json").read_bytes()
 
 
 def test_a_cold_build_without_room_stops_before_building(monkeypatch):
@@ -40,6 +42,11 @@ def test_a_cold_build_without_room_stops_before_building(monkeypatch):
 def built():
     """Cold builds of every variant; returns build.json's figures."""
     return build_all(list(VARIANTS), prepare("cpu"), cached=False)
+
+
+def test_the_cold_builds_leave_the_committed_record_alone(built):
+    """The docs show results/build.json: make test's builds go to a file of their own (conftest.py)."""
+    assert (RESULTS / "build.json").read_bytes() == BUILD_RECORD_BEFORE
 
 
 def test_every_variant_builds_and_is_recorded(built):
