@@ -106,7 +106,9 @@ def test_a_run_stopped_half_way_leaves_the_previous_results_whole(tmp_path, monk
 def test_only_a_whole_run_from_nothing_times_make_compare():
     rows = {v.name: {"build_seconds": 10.0} for v in VARIANTS}
     everything = [v.name for v in VARIANTS]
-    assert compare.full_run(1500.4, rows, everything, set()) == {"seconds": 1500, "build_seconds": 60.0}
-    assert compare.full_run(300, rows, ["onnx_image"], set()) == {}  # the others were built already
-    assert compare.full_run(300, rows, everything, {"push"}) == {}  # a step skipped
-    assert compare.full_run(300, {"onnx_image": rows["onnx_image"]}, everything, set()) == {}
+    where = {"cpu": "AMD EPYC", "cores": 2}
+    assert compare.full_run(1500.4, rows, everything, set(), where) == {"seconds": 1500, "build_seconds": 60.0,
+                                                                         "machine": "AMD EPYC, 2 cores"}
+    assert compare.full_run(300, rows, ["onnx_image"], set(), where) == {}  # the others were built already
+    assert compare.full_run(300, rows, everything, {"push"}, where) == {}  # a step skipped
+    assert compare.full_run(300, {"onnx_image": rows["onnx_image"]}, everything, set(), where) == {}

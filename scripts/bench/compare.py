@@ -241,7 +241,7 @@ def main(argv: list[str] | None = None) -> int:
         return 1
     rows = merged(previous, data)
     save_json(out_json, {"machine": where, "variants": rows,
-                         "full_run": full_run(time.perf_counter() - run_started, rows, unbuilt, skip)
+                         "full_run": full_run(time.perf_counter() - run_started, rows, unbuilt, skip, where)
                          or load_json(out_json).get("full_run", {})})
     if phases:
         startup.record(phases, flavored(RESULTS / "startup.json", args.flavor))
@@ -251,12 +251,13 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def full_run(seconds: float, rows: dict, unbuilt: list[str], skip: set[str]) -> dict:
-    """How long a run of the README's `make compare` took, when this was one: every variant, every step,
-    every image built in it. {} otherwise (the previous file's figure stays)."""
+def full_run(seconds: float, rows: dict, unbuilt: list[str], skip: set[str], where: dict) -> dict:
+    """How long a run of the README's `make compare` took, and on what, when this was one: every variant,
+    every step, every image built in it. {} otherwise (the previous file's figure and machine stay)."""
     if skip or set(unbuilt) != set(BY_NAME) or set(rows) != set(BY_NAME):
         return {}
-    return {"seconds": round(seconds), "build_seconds": round(sum(r["build_seconds"] for r in rows.values()), 1)}
+    return {"seconds": round(seconds), "build_seconds": round(sum(r["build_seconds"] for r in rows.values()), 1),
+            "machine": f"{where.get('cpu', '?')}, {where.get('cores', '?')} cores"}
 
 
 def merged(previous: dict, data: dict) -> dict:
