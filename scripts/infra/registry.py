@@ -69,6 +69,11 @@ def listens_here(port: int, address: str = "127.0.0.1") -> bool:
         return probe.connect_ex((address, port)) == 0
 
 
+def on_network(registry: str) -> str:
+    """A registry run_registry started, as its network reaches it: its alias there, the same port as here."""
+    return f"{REGISTRY_ALIAS}:{registry.rsplit(':', 1)[1]}"
+
+
 PORT_TAKEN = ("port is already allocated", "address already in use")
 
 
@@ -221,10 +226,10 @@ WRITABLE_CGROUPS = ('for d in /sys/fs/cgroup /sys/fs/cgroup/*/; do mount -o remo
 def _dind(container: str, network: str, label: list[str], registry: str, mirror: bool,
           privileged: bool = True) -> Infra:
     """docker:dind (its own data volume) on the infra network; API on 127.0.0.1."""
-    on_network = f"{REGISTRY_ALIAS}:{registry.rsplit(':', 1)[1]}"  # the same port on the network
-    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={on_network}"]
+    reached = on_network(registry)
+    flags = ["--host=tcp://0.0.0.0:2375", "--tls=false", f"--insecure-registry={reached}"]
     if mirror:
-        flags.append(f"--registry-mirror=http://{on_network}")
+        flags.append(f"--registry-mirror=http://{reached}")
     mode = ["--privileged"] if privileged else [*CONFINED, "--entrypoint", "sh"]
     image = [_infra_image("DIND_IMAGE")] if privileged else [_infra_image("DIND_IMAGE"), "-c", WRITABLE_CGROUPS, "sh"]
     docker("run", "-d", *label, "--name", container, *mode, "--network", network,
@@ -232,7 +237,7 @@ def _dind(container: str, network: str, label: list[str], registry: str, mirror:
            "-p", "127.0.0.1::2375", "-p", f"127.0.0.1::{SERVICE_PORT}", *image, *flags)
     scratch = "tcp://" + published(container, 2375)
     wait(lambda: engine_answers(scratch), 90, "the empty engine (docker:dind)", container)
-    return Infra(registry, on_network, scratch, f"0.0.0.0:{SERVICE_PORT}",
+    return Infra(registry, reached, scratch, f"0.0.0.0:{SERVICE_PORT}",
                  "http://" + published(container, SERVICE_PORT))
 
 

@@ -35,11 +35,11 @@ from pathlib import Path
 from scripts.infra.engine import PROJECT_LABEL, EngineError, docker, ensure_engine, finish_cleanly_on_sigterm, sdk
 from scripts.infra.registry import (
     CONFINED,
-    REGISTRY_ALIAS,
     WRITABLE_CGROUPS,
     _infra_image,
     engine_answers,
     http_ok,
+    on_network,
     published,
     run_registry,
 )
@@ -82,7 +82,7 @@ class Cluster:
     @property
     def on_network(self) -> str:
         """The registry as the nodes reach it: its name on the network, the same port as here."""
-        return f"{REGISTRY_ALIAS}:{self.registry.rsplit(':', 1)[1]}"
+        return on_network(self.registry)
 
     def deploy(self, name: str, ref: str, replicas: int = 1, *extra: str) -> None:
         """A service with host-mode publishing: at most one replica per node (they share the port)."""
