@@ -59,3 +59,15 @@ def test_an_engine_root_that_is_not_here_is_not_checked(engine, monkeypatch):
 def test_room_needed_is_twice_the_images_and_the_largest_for_one_never_built():
     assert disk.room_needed([1_000, 2_000]) == 6_000
     assert disk.room_needed([None]) == 2 * disk.UNKNOWN_IMAGE_BYTES
+
+
+def test_a_short_disk_is_trimmed_first_when_a_trim_is_given(engine):
+    """The trim (the build cache, where BUILD_CACHE_KEEP or CI=true asks for it) runs only when the room
+    is short, and the check still stops in one line when the trim did not free enough."""
+    free = shutil.disk_usage(engine).free
+    trims: list[str] = []
+    disk.check_room(free // 2, "a cold build of onnx_image", trim=lambda: trims.append("trimmed"))
+    assert trims == []
+    with pytest.raises(EngineError, match="a cold build of onnx_image needs about"):
+        disk.check_room(free + 10**12, "a cold build of onnx_image", trim=lambda: trims.append("trimmed"))
+    assert trims == ["trimmed"]

@@ -220,7 +220,8 @@ def main(argv: list[str] | None = None) -> int:
         unbuilt = [v.name for v in variants if docker("image", "inspect", v.image, check=False).returncode != 0]
         builds = load_json(flavored(BUILD_JSON, args.flavor)).get("variants", {})
         # Its builds and the rebuilds after an edit leave about the images' size each as build cache.
-        disk.check_room(disk.room_needed([builds.get(v.name, {}).get("size_bytes") for v in variants]), "make compare")
+        disk.check_room(disk.room_needed([builds.get(v.name, {}).get("size_bytes") for v in variants]), "make compare",
+                        trim=trim_build_cache)
         with contextlib.ExitStack() as stack:
             infra = None if "push" in skip else stack.enter_context(registry.measurement_infra())
             if infra:

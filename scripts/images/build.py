@@ -143,6 +143,8 @@ def build_image(dockerfile: Path, tag: str, setup: BuildSetup, *, context: Path 
     cmd += ["--output", output, "--provenance=false"] if output else []
     if no_cache:
         cmd.append("--no-cache")
+        disk.check_room(disk.room_needed([image_size(tag) if image_id(tag) else None]),
+                        f"a cold build of {label or tag}", trim=trim_build_cache)
     cmd.append(str(context))
     tail: collections.deque[str] = collections.deque(maxlen=40)
     started = time.perf_counter()
@@ -303,9 +305,6 @@ def build_all(variants: list[Variant], setup: BuildSetup, *, cached: bool = Fals
                          "passed to build_all")
     path = flavored(BUILD_JSON, setup.flavor, setup.platform)
     results = load_json(path).get("variants", {})
-    if not cached:
-        disk.check_room(disk.room_needed([results.get(v.name, {}).get("size_bytes") for v in variants]),
-                        f"a cold build of {', '.join(v.name for v in variants)}")
     with setup.wheels():
         for n, variant in enumerate(variants, 1):
             kind = "cached" if cached else "cold"

@@ -2,9 +2,10 @@
 
 A cold build leaves its layers behind as BuildKit cache, about as large as the image it
 replaced, and a full disk surfaces as pip's "No space left on device" in the middle of a
-build. So cold builds first check that the engine's data
-root has about twice the size of the images they make, and stop in one line, naming the
-build cache and the command that trims it, when it does not. An engine elsewhere (Docker
+build. So each cold build first checks that the engine's data root has about twice the size
+of the image it makes (as the engine holds it, or a default for one it does not hold), trims
+the build cache where that was asked for (BUILD_CACHE_KEEP, CI=true) when the room is short,
+and stops in one line, naming the cache and the command that trims it, when it still is. An engine elsewhere (Docker
 Desktop's VM, DOCKER_HOST=tcp://..., ENGINE=...) keeps its disk out of reach: no check there.
 DISK_CHECK=off skips it.
 """
@@ -15,6 +16,7 @@ import json
 import os
 import re
 import shutil
+from collections.abc import Callable
 from pathlib import Path
 
 from scripts.infra.engine import EngineError, docker
@@ -53,14 +55,17 @@ def room_needed(image_sizes: list[int | None]) -> int:
     return 2 * sum(size or UNKNOWN_IMAGE_BYTES for size in image_sizes)
 
 
-def check_room(needed: int, doing: str) -> None:
-    """Raise one line when the engine's disk here has less than needed bytes free."""
+def check_room(needed: int, doing: str, trim: Callable[[], None] | None = None) -> None:
+    """Raise one line when the engine's disk here has less than needed bytes free (after trim(), when short)."""
     if os.environ.get("DISK_CHECK", "").strip().lower() in {"off", "0", "no"}:
         return
     root = engine_root_here()
     if root is None:
         return
     free = shutil.disk_usage(root).free
+    if free < needed and trim is not None:
+        trim()
+        free = shutil.disk_usage(root).free
     if free >= needed:
         return
     cache = usage().get("Build Cache", 0)

@@ -11,7 +11,7 @@ from image_advisor.diagnosis import advise_image, examine, run_trace
 from image_advisor.trace import parse_requests, trace_image
 
 from scripts.advisor.profile import SERVICE_REQUESTS, profile
-from scripts.images.build import build_all, build_image, prepare
+from scripts.images.build import build_all, build_image, image_size, prepare
 from scripts.images.container import NEGATIVE, POSITIVE, Container, classify, has_shell, process_uids
 from scripts.images.smoke import smoke_variant
 from scripts.infra import disk
@@ -25,17 +25,21 @@ BUILD_RECORD_BEFORE = (RESULTS / "build.json").read_bytes()
 
 def test_a_cold_build_without_room_stops_before_building(monkeypatch):
     """On this engine: when its disk lacks the room a cold build needs, build_all stops in one line and
-    builds nothing, before the build would fail half-way with "No space left on device"."""
+    builds nothing, before the build would fail half-way with "No space left on device". The room is
+    reckoned from the image as the engine holds it, not from a record of builds (which make test keeps
+    apart, empty: a default for each of the six asked 48 GB of a disk with 30 GB free)."""
     setup = prepare("cpu")
     if disk.engine_root_here() is None:
         pytest.skip("the engine's disk is not on this machine")
     image = BY_NAME["onnx_image"].image
     before = docker("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout
-    monkeypatch.setattr(disk, "room_needed", lambda sizes: 10**15)
+    asked: list[list[int | None]] = []
+    monkeypatch.setattr(disk, "room_needed", lambda sizes: asked.append(sizes) or 10**15)
     with pytest.raises(EngineError) as err:
         build_all([BY_NAME["onnx_image"]], setup, cached=False)
     assert "\n" not in str(err.value) and "a cold build of onnx_image needs about" in str(err.value)
     assert docker("image", "inspect", "--format", "{{.Id}}", image, check=False).stdout == before
+    assert asked == [[image_size(image) if before.strip() else None]]
 
 
 @pytest.fixture(scope="module")
