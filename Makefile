@@ -6,6 +6,8 @@
 SHELL := /bin/bash
 .SHELLFLAGS := -euo pipefail -c
 PY := .venv/bin/python
+# After a target writes results/: the docs' generated figures and the Kubernetes overlays rewritten from them.
+REGENERATE := $(PY) -m scripts.reports.regenerate
 # The host virtualenv in two steps: the lab's tools (measurements, the advisor; no torch), then the tests'
 # and the model's toolchain on top (make test, make model).
 VENV_STAMP := .venv/.installed
@@ -61,18 +63,22 @@ train: $(DEV_STAMP)  ## re-train the committed part (model_parts/), ~6 min on 2 
 
 evaluate: $(MODEL_STAMP)  ## held-out accuracy of torch, ONNX fp32 and ONNX int8 side by side
 	$(PY) -m scripts.model.evaluate_model
+	$(REGENERATE)
 
 serve: $(MODEL_STAMP)  ## run the service locally on :8000 (no Docker; MODEL_DIR=model-onnx-int8 for ONNX)
 	MODEL_DIR=$${MODEL_DIR:-model} .venv/bin/gunicorn -c app/gunicorn.conf.py
 
 benchmark: $(MODEL_STAMP)  ## load time, HTTP latency p50/p95, batch throughput (local; MODEL_DIR=model-onnx-int8)
 	$(PY) -m scripts.bench.benchmark --model $${MODEL_DIR:-model}
+	$(REGENERATE)
 
 serving-options: $(MODEL_STAMP)  ## app/ under gunicorn with uvloop and its C parser (gunicorn_h1c), each tried: p50 and the hostile set (local): results/serving-options.json
 	$(PY) -m scripts.bench.serving_options
+	$(REGENERATE)
 
 runtime-threads: $(VENV_STAMP)  ## onnx_image as shipped, with the tokenizer's own thread pool, with ONNX Runtime's threads spinning: p50, wrk at 8 and 32 (results/runtime-threads.json)
 	$(PY) -m scripts.bench.runtime_threads
+	$(REGENERATE)
 
 engine: $(VENV_STAMP)  ## find or start a Docker engine and a BuildKit-capable client
 	$(PY) -m scripts.infra.engine
@@ -85,48 +91,59 @@ bases: $(VENV_STAMP)  ## official base images, or local Debian 12 stand-ins wher
 
 stand-ins: $(VENV_STAMP)  ## the stand-in bases the engine holds, sized as listed and as a push sends them: results/stand-ins.json
 	$(PY) -m scripts.studies.stand_ins
+	$(REGENERATE)
 
 wheels: $(VENV_STAMP)  ## download every wheel the images need into ./wheelhouse
 	$(PY) -m scripts.infra.wheelhouse --flavor $(or $(FLAVOR),cpu)
 
 build-all: $(VENV_STAMP)  ## build all six images (cold), record size and build time
 	$(PY) -m scripts.images.build
+	$(REGENERATE)
 
 smoke: $(VENV_STAMP)  ## run each built image and check it answers correctly (GPU=1 adds --gpus all)
 	$(PY) -m scripts.images.smoke
+	$(REGENERATE)
 
 compare: $(VENV_STAMP)  ## build what is missing, measure everything, write results/compare.{json,md,png}
 	$(PY) -m scripts.bench.compare
 
 startup: $(VENV_STAMP)  ## start-up phase by phase, docker run to the first answer, per variant (START_RUNS=3): results/startup.{json,png}
 	$(PY) -m scripts.bench.startup
+	$(REGENERATE)
 
 request-phases: $(VENV_STAMP)  ## where one sentence's /classify time goes, model's work vs the rest, per variant (VARIANTS=): results/request_phases.json
 	$(PY) -m scripts.bench.request_phases $(if $(VARIANTS),--variants $(VARIANTS))
+	$(REGENERATE)
 
 sbom: $(VENV_STAMP)  ## CycloneDX SBOM and attack surface of each image: results/sbom/, results/surface.json (IMAGE= any)
 	$(PY) -m scripts.studies.sbom $(if $(IMAGE),--image $(IMAGE))
+	$(REGENERATE)
 
 batching: $(VENV_STAMP)  ## concurrent requests sharing forward passes: wrk and make load, 8 and 32 connections (VARIANTS=)
 	$(PY) -m scripts.bench.batching
+	$(REGENERATE)
 
 load: $(MODEL_STAMP)  ## load + hostile checks: IMAGE=<ref> (else the local service), CONCURRENCY=8,32 DURATION=60 MIX=single=80,batch=20 CLIENT=wrk LOAD_ENV='COALESCE=0'
 	$(PY) -m scripts.bench.load $(if $(IMAGE),--image $(IMAGE))
+	$(REGENERATE)
 
 cluster: $(VENV_STAMP)  ## a Docker Swarm of fresh nodes (NODES=3) with a registry, until Ctrl-C
 	$(PY) -m scripts.infra.swarm --nodes $(or $(NODES),3)
 
 scale: $(MODEL_STAMP)  ## scale-out 1 -> NODES replicas on a fresh swarm per variant (built images): results/scale.{json,md}
 	$(PY) -m scripts.bench.scale --nodes $(or $(NODES),3)
+	$(REGENERATE)
 
 onnx-cuts: $(MODEL_STAMP)  ## onnx_image built from each commit that cut it toward its floor: results/onnx-cuts.json
 	$(PY) -m scripts.studies.onnx_cuts
+	$(REGENERATE)
 
 stdlib-modules: $(MODEL_STAMP)  ## the stdlib modules onnx_image keeps, from a trace of its service: onnx_image/stdlib-modules.txt
 	$(PY) -m scripts.studies.stdlib_modules
 
 cuda-trim: $(MODEL_STAMP)  ## CUDA images with CUDA_TRIM=1: size, smoke on the CPU, libraries (results/cuda-trim.json)
 	$(PY) -m scripts.bench.cuda_libs --trimmed "$(or $(VARIANTS),multi_stage_build distroless_image)"
+	$(REGENERATE)
 
 gpu-pack: $(MODEL_STAMP)  ## pack what the GPU check needs and a GPU machine lacks into .gpu/ (model in fp16, wheels)
 	$(PY) -m scripts.bench.gpu_check pack
@@ -136,24 +153,30 @@ gpu-check:  ## on a machine with an NVIDIA GPU and a CUDA torch (no Docker, no v
 
 engines: $(MODEL_STAMP)  ## the six images built and sized on Docker 20.10 and on Docker 26 (classic and containerd store): results/engines.{json,md}
 	$(PY) -m scripts.studies.engine_sizes
+	$(REGENERATE)
 
 releases: $(VENV_STAMP)  ## bytes pushed and pulled per release (app edit, pin, model, unchanged rebuild), per variant (VARIANTS=): results/releases.json (ENGINE=docker26-containerd: reproducible builds, results/releases-docker26-containerd.json)
 	$(PY) -m scripts.studies.releases
+	$(REGENERATE)
 
 reproducible: $(VENV_STAMP)  ## two clean builds per variant (VARIANTS=), compared: same digest or the files that differ (ENGINE=docker26-containerd rewrites timestamps): results/reproducible.json
 	$(PY) -m scripts.studies.reproducible
+	$(REGENERATE)
 
 compression: $(VENV_STAMP)  ## zstd against gzip per variant: push bytes and seconds, a fresh node's pull and first answer, decompress seconds (ENGINE=docker26-containerd): results/compression.json
 	$(PY) -m scripts.studies.compression
+	$(REGENERATE)
 
 peers: $(VENV_STAMP)  ## onnx_image beside FastAPI, LitServe, BentoML, KServe, Ray Serve serving its model, each packaged two ways (PEERS= PACKAGINGS=): results/peers.{json,md,png}
 	$(PY) -m scripts.bench.peers
+	$(REGENERATE)
 
 peer-images: $(VENV_STAMP)  ## build the peers' images and check that each answers right (PEERS= PACKAGINGS=)
 	$(PY) -m scripts.images.peer_images --peers '$(PEERS)' --packagings '$(PACKAGINGS)'
 
 installers: $(MODEL_STAMP)  ## layered_image built with pip and with uv: cold, warm cache mount, app edit, pin change (results/installers.json)
 	$(PY) -m scripts.bench.installers
+	$(REGENERATE)
 
 diagnose: $(VENV_STAMP)  ## where the bytes are, and what to change: VARIANT=<name> or IMAGE=<ref or archive> [BASELINE= PROBE= FAIL_ABOVE= MAX_GROWTH= OUT=]
 	$(PY) -m scripts.advisor.diagnose $(if $(IMAGE),--image '$(IMAGE)',--variant $(or $(VARIANT),naive_image)) \
@@ -170,9 +193,11 @@ unit: $(MODEL_STAMP)  ## fast tests: API, CLI, model, measurement code (needs an
 
 advisor-speed: $(VENV_STAMP)  ## image-advisor from a fresh venv, and beside dive --ci on naive_image (IMAGE=): results/advisor.json
 	$(PY) -m scripts.advisor.speed $(if $(IMAGE),--image '$(IMAGE)')
+	$(REGENERATE)
 
 advisor-image: $(VENV_STAMP)  ## image-advisor's own image, built, then diagnosed by itself: results/advisor-image.json
 	$(PY) -m scripts.images.advisor_image
+	$(REGENERATE)
 
 ADVISOR_VENV := .cache/advisor-venv
 advisor-test: $(VENV_STAMP)  ## image-advisor's own tests, in a fresh virtualenv holding only it (no torch)

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import re
 
 import pytest
 
@@ -30,3 +31,27 @@ def test_an_unknown_option_is_refused_before_anything_runs(name, capsys):
     assert exit_.value.code == 2
     err = capsys.readouterr().err
     assert "error:" in err and ("--no-such-option" in err or "required" in err), err
+
+
+# compare regenerates from its own --out; gpu-pack writes .gpu/, and gpu-check runs on a GPU machine
+# without the lab's virtualenv (its results/gpu.json is committed by hand, then shown by the next target's step).
+REGENERATES_ITSELF_OR_ELSEWHERE = {"compare", "gpu-pack", "gpu-check"}
+
+
+def make_recipes() -> dict[str, str]:
+    text = (ROOT / "Makefile").read_text()
+    return {m[1]: m[2] for m in re.finditer(r"^([a-z][\w-]*):[^\n]*\n((?:\t[^\n]*\n)+)", text, re.M)}
+
+
+def test_every_make_target_that_writes_results_ends_by_regenerating_the_docs():
+    """After `make peers` (or any target that writes results/), `make test` finds the docs current."""
+    writers = {}
+    for target, recipe in make_recipes().items():
+        for module in re.findall(r"-m (scripts\.[\w.]+)", recipe):
+            source = (ROOT / (module.replace(".", "/") + ".py")).read_text()
+            if "save_json(" in source or "save_rows(" in source:
+                writers[target] = recipe
+    assert {"peers", "releases", "build-all", "smoke", "compression"} <= writers.keys()
+    stale = [t for t, recipe in writers.items()
+             if t not in REGENERATES_ITSELF_OR_ELSEWHERE and not recipe.rstrip().endswith("$(REGENERATE)")]
+    assert not stale, f"these targets write results/ and leave the docs stale: {stale}"

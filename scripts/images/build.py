@@ -30,7 +30,6 @@ from scripts.infra.engine import (
     ensure_engine,
     finish_cleanly_on_sigterm,
 )
-from scripts.reports.regenerate import regenerate
 from scripts.results import RESULTS, flavored, human_bytes, load_json, print_table, save_json
 from scripts.variants import (
     EPOCH,
@@ -347,7 +346,6 @@ def main(argv: list[str] | None = None) -> int:
     rows = [[v.name, human_bytes(results[v.name]["size_bytes"]), f"{results[v.name]['build_seconds']:.0f}s"]
             for v in variants]
     print_table(["variant", "image size", "cold build"], rows)
-    regenerate(BUILD_JSON.parent)  # docs/platforms.md shows build.json's figures
     return 0
 
 
