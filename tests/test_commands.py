@@ -5,7 +5,10 @@ from __future__ import annotations
 
 import importlib
 import inspect
+import os
 import re
+import subprocess
+import sys
 
 import pytest
 
@@ -55,3 +58,13 @@ def test_every_make_target_that_writes_results_ends_by_regenerating_the_docs():
     stale = [t for t, recipe in writers.items()
              if t not in REGENERATES_ITSELF_OR_ELSEWHERE and not recipe.rstrip().endswith("$(REGENERATE)")]
     assert not stale, f"these targets write results/ and leave the docs stale: {stale}"
+
+
+def test_the_docs_show_results_also_on_another_engine(tmp_path):
+    """`make releases ENGINE=docker26-containerd` ends with $(REGENERATE): the docs it checks and rewrites
+    are the ones results/ shows, not the engine's own folder below it (results/engines/ENGINE/)."""
+    env = {**os.environ, "ENGINE": "docker26-containerd"}
+    for module in ("scripts.reports.docs", "scripts.deploy.kubernetes"):
+        proc = subprocess.run([sys.executable, "-m", module, "--check"], cwd=ROOT, env=env,
+                              capture_output=True, text=True, timeout=120)
+        assert proc.returncode == 0, f"{module}: {proc.stdout}{proc.stderr}"

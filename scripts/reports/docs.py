@@ -18,8 +18,11 @@ from collections.abc import Callable
 from pathlib import Path
 
 from scripts.reports.report import METRICS, markdown
-from scripts.results import RESULTS, human_bytes
+from scripts.results import RESULTS_ROOT, human_bytes
 from scripts.variants import BY_NAME, MEMORY_LIMIT_MIB, ROOT, VARIANTS
+
+# What the docs and overlays show: results/, also when ENGINE=... sends a run's own figures below it.
+RESULTS = RESULTS_ROOT
 
 INLINE = re.compile(r"<!-- fig (?P<file>\S+) (?P<path>\S+) (?P<format>\S+) -->(?P<text>.*?)<!-- /fig -->", re.S)
 FORMATS: dict[str, Callable[[float], str]] = {
