@@ -5,9 +5,9 @@ replaced, and a full disk surfaces as pip's "No space left on device" in the mid
 build. So each cold build first checks that the engine's data root has about twice the size
 of the image it makes (as the engine holds it, or a default for one it does not hold), trims
 the build cache where that was asked for (BUILD_CACHE_KEEP, CI=true) when the room is short,
-and stops in one line, naming the cache and the command that trims it, when it still is. An engine elsewhere (Docker
-Desktop's VM, DOCKER_HOST=tcp://..., ENGINE=...) keeps its disk out of reach: no check there.
-DISK_CHECK=off skips it.
+and stops in one line, naming the cache and the command that trims it, when it still is.
+An engine elsewhere (Docker Desktop's VM, DOCKER_HOST=tcp://..., ENGINE=...) keeps its disk
+out of reach: no check there. DISK_CHECK=off skips it.
 """
 
 from __future__ import annotations
