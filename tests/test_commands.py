@@ -60,7 +60,7 @@ def test_every_make_target_that_writes_results_ends_by_regenerating_the_docs():
     assert not stale, f"these targets write results/ and leave the docs stale: {stale}"
 
 
-def test_the_docs_show_results_also_on_another_engine(tmp_path):
+def test_the_docs_show_results_also_on_another_engine():
     """`make releases ENGINE=docker26-containerd` ends with $(REGENERATE): the docs it checks and rewrites
     are the ones results/ shows, not the engine's own folder below it (results/engines/ENGINE/)."""
     env = {**os.environ, "ENGINE": "docker26-containerd"}

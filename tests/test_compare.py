@@ -27,10 +27,10 @@ def copy_of_the_repo(tmp_path, monkeypatch):
     shutil.copytree(kubernetes.DEPLOY, tmp_path / "deploy" / "kubernetes")
     # Dockerfiles are read by the diff blocks and the overlays' USER lines: they stay the repository's.
     monkeypatch.setattr(docs, "ROOT", tmp_path)
-    monkeypatch.setattr(docs, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(docs, "RESULTS_ROOT", tmp_path / "results")
     monkeypatch.setattr(docs, "DOCS", tuple(pages))
     monkeypatch.setattr(kubernetes, "ROOT", tmp_path)
-    monkeypatch.setattr(kubernetes, "RESULTS", tmp_path / "results")
+    monkeypatch.setattr(kubernetes, "RESULTS_ROOT", tmp_path / "results")
     monkeypatch.setattr(kubernetes, "DEPLOY", tmp_path / "deploy" / "kubernetes")
     monkeypatch.delenv("ENGINE", raising=False)
     return tmp_path
@@ -71,8 +71,8 @@ def test_nothing_to_rewrite_is_said(copy_of_the_repo, capsys):
 
 def test_results_of_another_engine_leave_the_docs_alone(copy_of_the_repo, monkeypatch):
     measured_elsewhere(copy_of_the_repo / "results")
-    monkeypatch.setenv("ENGINE", "docker26")
-    assert compare.regenerate(copy_of_the_repo / "results") == []
+    monkeypatch.setenv("ENGINE", "docker26")  # make compare writes below results/ then: results/engines/docker26/
+    assert compare.regenerate(copy_of_the_repo / "results" / "engines" / "docker26") == []
     assert docs.stale()
 
 

@@ -26,9 +26,6 @@ from pathlib import Path
 from scripts.results import RESULTS_ROOT, load_json
 from scripts.variants import ROOT, VARIANTS, Variant
 
-# What the docs and overlays show: results/, also when ENGINE=... sends a run's own figures below it.
-RESULTS = RESULTS_ROOT
-
 DEPLOY = ROOT / "deploy" / "kubernetes"
 KUBERNETES_VERSION = "1.35.0"  # the API the manifests are validated against (kubernetes-validate's schemas)
 NON_ROOT_UID = 10001  # for an image that names no user of its own
@@ -70,7 +67,7 @@ def overlay(variant: Variant, measured: dict) -> str:
 
 
 def expected() -> dict[Path, str]:
-    measured = load_json(RESULTS / "compare.json").get("variants", {})
+    measured = load_json(RESULTS_ROOT / "compare.json").get("variants", {})
     return {DEPLOY / "overlays" / v.name / "kustomization.yaml": overlay(v, measured) for v in VARIANTS}
 
 

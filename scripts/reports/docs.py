@@ -21,9 +21,6 @@ from scripts.reports.report import METRICS, markdown
 from scripts.results import RESULTS_ROOT, human_bytes
 from scripts.variants import BY_NAME, MEMORY_LIMIT_MIB, ROOT, VARIANTS
 
-# What the docs and overlays show: results/, also when ENGINE=... sends a run's own figures below it.
-RESULTS = RESULTS_ROOT
-
 INLINE = re.compile(r"<!-- fig (?P<file>\S+) (?P<path>\S+) (?P<format>\S+) -->(?P<text>.*?)<!-- /fig -->", re.S)
 FORMATS: dict[str, Callable[[float], str]] = {
     "bytes": human_bytes,
@@ -41,7 +38,7 @@ BLOCK = re.compile(r"(<!-- begin (?P<name>[a-z0-9_-]+) -->\n)(?P<body>.*?)(<!-- 
 
 
 def _load(name: str) -> dict:
-    path = RESULTS / name
+    path = RESULTS_ROOT / name
     return json.loads(path.read_text()) if path.is_file() else {}
 
 
